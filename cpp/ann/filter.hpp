@@ -1,0 +1,57 @@
+// What a caller restricts a search to, and how one segment will honour it.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "ann/segment.hpp"
+
+namespace engine::ann {
+
+// attribute column `column` takes one of `values` (sorted, distinct).
+struct Condition {
+  uint32_t column = 0;
+  std::vector<int64_t> values;
+};
+
+// All conditions AND the allow-list (when has_allow).
+struct FilterSpec {
+  std::vector<Condition> conditions;
+  bool has_allow = false;
+  std::vector<uint64_t> allow_ids;  // sorted, distinct
+  bool empty() const { return conditions.empty() && !has_allow; }
+};
+
+// A segment as one snapshot sees it: the immutable rows plus its tombstones.
+struct SegmentView {
+  std::shared_ptr<const Segment> segment;
+  std::shared_ptr<const std::vector<uint64_t>> dead;  // bit per row; null when none
+  size_t live = 0;
+};
+
+inline bool test_bit(const uint64_t* bits, size_t i) { return (bits[i >> 6] >> (i & 63)) & 1u; }
+
+// The per-segment strategy for one search call, chosen from the filter's
+// selectivity by a cost model: scan the matching rows exactly, or walk the
+// IVF lists nearest the query, checking the filter as it goes.
+struct Plan {
+  bool nothing = false;  // no row can match
+  bool exact = true;
+  // Rows an exact scan visits: all rows, contiguous ranges, or listed rows.
+  bool all_rows = false;
+  std::vector<std::pair<uint32_t, uint32_t>> ranges;
+  std::vector<uint32_t> rows;
+  // Conditions still to check per row (in the IVF walk: all of them).
+  std::vector<const Condition*> checks;
+  std::vector<uint64_t> allow_bits;  // allow-list as a row bitset (IVF walk only)
+  const uint64_t* dead = nullptr;
+  uint32_t nprobe = 0;          // lists to probe at least
+  size_t target_matches = 0;    // matching rows to see before stopping (filtered walk)
+  size_t rerank = 0;            // approximate candidates re-scored in f32 (0: none)
+};
+
+Plan make_plan(const SegmentView& view, const FilterSpec& filter, size_t k, uint32_t nprobe,
+               bool exact);
+
+}  // namespace engine::ann

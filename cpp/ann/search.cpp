@@ -1,0 +1,165 @@
+#include "ann/search.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "simd/dispatch.hpp"
+
+namespace engine::ann {
+namespace {
+
+constexpr size_t kBlock = 256;  // rows scored per kernel call
+
+bool passes_checks(const Plan& plan, const int64_t* attrs, size_t n, size_t pos, uint32_t row) {
+  if (plan.dead && test_bit(plan.dead, row)) return false;
+  if (!plan.allow_bits.empty() && !test_bit(plan.allow_bits.data(), row)) return false;
+  for (const Condition* c : plan.checks) {
+    const int64_t v = attrs[size_t{c->column} * n + pos];
+    const auto& vals = c->values;
+    if (vals.size() <= 8) {
+      if (std::find(vals.begin(), vals.end(), v) == vals.end()) return false;
+    } else if (!std::binary_search(vals.begin(), vals.end(), v)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool has_checks(const Plan& plan) {
+  return plan.dead || !plan.allow_bits.empty() || !plan.checks.empty();
+}
+
+// Scores rows (indices into the row-order f32 originals) and offers them to top.
+void score_rows(const float* q, const SegmentArrays& a, const uint32_t* rows, size_t m,
+                uint32_t seg, TopK& top, Scratch& s) {
+  const auto& k = simd::active();
+  s.scores.resize(kBlock);
+  for (size_t i = 0; i < m; i += kBlock) {
+    const size_t b = std::min(kBlock, m - i);
+    k.dot_f32(q, a.vectors.data(), rows + i, b, a.dim, s.scores.data());
+    for (size_t j = 0; j < b; ++j) {
+      const uint32_t r = rows[i + j];
+      const float sc = a.metric == Metric::l2 ? 2 * s.scores[j] - a.sqnorms[r] : s.scores[j];
+      top.push(sc, seg, r);
+    }
+  }
+}
+
+void scan_exact(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t seg, TopK& top,
+                Scratch& s) {
+  const size_t n = a.rows();
+  const bool check = has_checks(plan);
+  auto scan_range = [&](uint32_t r0, uint32_t r1) {
+    for (uint32_t b = r0; b < r1; b += kBlock) {
+      const uint32_t e = std::min<uint32_t>(r1, b + uint32_t(kBlock));
+      s.rows.clear();
+      for (uint32_t r = b; r < e; ++r)
+        if (!check || passes_checks(plan, a.attrs.data(), n, r, r)) s.rows.push_back(r);
+      score_rows(q, a, s.rows.data(), s.rows.size(), seg, top, s);
+    }
+  };
+  if (plan.all_rows) {
+    scan_range(0, uint32_t(n));
+  } else if (!plan.ranges.empty()) {
+    for (auto [r0, r1] : plan.ranges) scan_range(r0, r1);
+  } else {
+    s.rows.clear();
+    for (uint32_t r : plan.rows)
+      if (!check || passes_checks(plan, a.attrs.data(), n, r, r)) s.rows.push_back(r);
+    score_rows(q, a, s.rows.data(), s.rows.size(), seg, top, s);
+  }
+}
+
+// Lists ranked best first, sorted lazily: a filtered walk may need more than nprobe.
+uint32_t list_at(const float* q, const SegmentArrays& a, size_t i, Scratch& s) {
+  const size_t nlist = a.nlist;
+  if (s.ranked_for != a.centroids.data()) {
+    s.ranked_for = a.centroids.data();
+    s.list_scores.resize(nlist);
+    simd::active().dot_f32(q, a.centroids.data(), nullptr, nlist, a.dim, s.list_scores.data());
+    if (a.metric == Metric::l2)
+      for (size_t c = 0; c < nlist; ++c) s.list_scores[c] = 2 * s.list_scores[c] - a.centroid_sqnorms[c];
+    s.list_order.resize(nlist);
+    for (size_t c = 0; c < nlist; ++c) s.list_order[c] = uint32_t(c);
+    s.ranked = 0;
+  }
+  if (i >= s.ranked) {
+    const size_t upto = std::min(nlist, std::max<size_t>(2 * s.ranked, std::max<size_t>(i + 1, 16)));
+    auto better = [&](uint32_t x, uint32_t y) {
+      return s.list_scores[x] > s.list_scores[y] || (s.list_scores[x] == s.list_scores[y] && x < y);
+    };
+    auto b = s.list_order.begin();
+    std::nth_element(b + s.ranked, b + upto - 1, s.list_order.end(), better);
+    std::sort(b + s.ranked, b + upto, better);
+    s.ranked = upto;
+  }
+  return s.list_order[i];
+}
+
+void walk_ivf(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t seg, TopK& top,
+              Scratch& s) {
+  const auto& k = simd::active();
+  const size_t n = a.rows(), dim = a.dim;
+  const bool check = has_checks(plan);
+  TopK approx(plan.rerank ? plan.rerank : 1);
+  TopK& sink = plan.rerank ? approx : top;
+  size_t matches = 0;
+  s.scores.resize(kBlock);
+  for (size_t li = 0; li < a.nlist; ++li) {
+    if (li >= plan.nprobe && (!check || matches >= plan.target_matches)) break;
+    const uint32_t list = list_at(q, a, li, s);
+    const size_t p0 = a.list_offsets[list], p1 = a.list_offsets[list + size_t{1}];
+    for (size_t b = p0; b < p1; b += kBlock) {
+      const size_t e = std::min(p1, b + kBlock);
+      // Positions relative to the block start, so the kernels index from it.
+      s.picks.clear();
+      if (check) {
+        for (size_t p = b; p < e; ++p)
+          if (passes_checks(plan, a.list_attrs.data(), n, p, a.list_rows[p]))
+            s.picks.push_back(uint32_t(p - b));
+        matches += s.picks.size();
+        if (s.picks.empty()) continue;
+      }
+      const uint32_t* idx = check ? s.picks.data() : nullptr;
+      const size_t m = check ? s.picks.size() : e - b;
+      switch (a.storage) {
+        case Storage::f32:
+          k.dot_f32(q, reinterpret_cast<const float*>(a.codes.data()) + b * dim, idx, m, dim, s.scores.data());
+          break;
+        case Storage::f16:
+          k.dot_f16(q, reinterpret_cast<const uint16_t*>(a.codes.data()) + b * dim, idx, m, dim, s.scores.data());
+          break;
+        case Storage::i8:
+          k.dot_i8(q, reinterpret_cast<const int8_t*>(a.codes.data()) + b * dim, idx, m, dim, s.scores.data());
+          break;
+      }
+      for (size_t j = 0; j < m; ++j) {
+        const size_t p = b + (idx ? idx[j] : j);
+        const uint32_t row = a.list_rows[p];
+        float sc = s.scores[j];
+        if (a.storage == Storage::i8) sc *= a.code_scales[p];
+        if (a.metric == Metric::l2) sc = 2 * sc - a.sqnorms[row];
+        sink.push(sc, seg, row);
+      }
+    }
+  }
+  if (!plan.rerank) return;
+  // Compact codes only nominate candidates; their order comes from f32.
+  std::vector<uint32_t> rows;
+  for (const Hit& h : approx.sorted()) rows.push_back(h.row);
+  score_rows(q, a, rows.data(), rows.size(), seg, top, s);
+}
+
+}  // namespace
+
+void search_segment(const float* q, const SegmentView& view, const Plan& plan, uint32_t segment_index,
+                    TopK& top, Scratch& scratch) {
+  if (plan.nothing) return;
+  const SegmentArrays& a = view.segment->arrays();
+  if (plan.exact)
+    scan_exact(q, a, plan, segment_index, top, scratch);
+  else
+    walk_ivf(q, a, plan, segment_index, top, scratch);
+}
+
+}  // namespace engine::ann

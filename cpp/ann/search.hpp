@@ -1,0 +1,31 @@
+// Scoring one query against one segment under a Plan.
+#pragma once
+#include <vector>
+
+#include "ann/filter.hpp"
+#include "ann/topk.hpp"
+
+namespace engine::ann {
+
+// Per-thread buffers, reused across queries and segments. Segments that share
+// centroids (all segments added after the first IVF build) share one ranking
+// of the lists per query.
+struct Scratch {
+  std::vector<float> scores;
+  std::vector<uint32_t> picks;
+  std::vector<uint32_t> rows;
+  const float* ranked_for = nullptr;  // centroids the ranking below belongs to
+  std::vector<float> list_scores;
+  std::vector<uint32_t> list_order;
+  size_t ranked = 0;  // list_order[0, ranked) is sorted best first
+};
+
+// q is the query as searched (unit length for cos). Adds the segment's best
+// rows to `top` with exact scores (2<q,x> - |x|^2 for l2).
+void search_segment(const float* q, const SegmentView& view, const Plan& plan, uint32_t segment_index,
+                    TopK& top, Scratch& scratch);
+
+// Call before each new query so list rankings are not reused across queries.
+inline void new_query(Scratch& s) { s.ranked_for = nullptr; }
+
+}  // namespace engine::ann

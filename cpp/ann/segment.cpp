@@ -1,0 +1,138 @@
+#include "ann/segment.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/errors.hpp"
+
+namespace engine::ann {
+namespace {
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw FormatError(what);
+}
+
+template <typename T>
+void require_size(const Array<T>& a, size_t expected, const char* name) {
+  if (a.size() != expected)
+    throw FormatError(std::string(name) + ": expected " + std::to_string(expected) +
+                      " elements, found " + std::to_string(a.size()));
+}
+
+// Every value below n and each exactly once.
+void require_permutation(const uint32_t* rows, size_t n, const std::string& name) {
+  std::vector<uint8_t> seen(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    require(rows[i] < n, name + ": row index out of range");
+    require(!seen[rows[i]], name + ": row listed twice");
+    seen[rows[i]] = 1;
+  }
+}
+
+void require_offsets(const uint64_t* off, size_t count, uint64_t total, const std::string& name) {
+  require(count >= 1 && off[0] == 0, name + ": must start at 0");
+  for (size_t i = 1; i < count; ++i) require(off[i] >= off[i - 1], name + ": not monotone");
+  require(off[count - 1] == total, name + ": does not end at the row count");
+}
+
+void validate(const SegmentArrays& a) {
+  const size_t n = a.rows(), dim = a.dim, cols = a.n_columns;
+  require(dim > 0, "dim: must be positive");
+  require(n > 0 && n < (size_t{1} << 32), "ids: row count out of range");
+  require_size(a.vectors, n * dim, "vectors");
+  require_size(a.sqnorms, n, "sqnorms");
+  for (size_t i = 0; i < n * dim; ++i) require(std::isfinite(a.vectors[i]), "vectors: not finite");
+  for (size_t i = 0; i < n; ++i) {
+    require(std::isfinite(a.sqnorms[i]) && a.sqnorms[i] >= 0, "sqnorms: invalid value");
+    require(a.ids[i] < (uint64_t{1} << 63), "ids: id above 2^63 - 1");
+  }
+  require_size(a.attrs, cols * n, "attrs");
+
+  // Postings: per column, sorted distinct values whose row sets partition the rows.
+  require_size(a.post_col, cols + 1, "post_col");
+  require_offsets(a.post_col.data(), cols + 1, a.post_values.size(), "post_col");
+  require_size(a.post_offsets, a.post_values.size() + cols, "post_offsets");
+  require_size(a.post_rows, cols * n, "post_rows");
+  for (size_t c = 0; c < cols; ++c) {
+    const size_t v0 = a.post_col[c], v1 = a.post_col[c + 1];
+    require(v1 > v0, "post_col: column without values");
+    for (size_t g = v0 + 1; g < v1; ++g)
+      require(a.post_values[g] > a.post_values[g - 1], "post_values: not strictly ascending");
+    require_offsets(a.post_offsets.data() + v0 + c, v1 - v0 + 1, n, "post_offsets");
+    const uint32_t* rows = a.post_rows.data() + c * n;
+    require_permutation(rows, n, "post_rows");
+    for (size_t g = v0; g < v1; ++g)
+      for (size_t p = a.post_offsets[g + c]; p < a.post_offsets[g + c + 1]; ++p)
+        require(a.attrs[c * n + rows[p]] == a.post_values[g], "post_rows: row under wrong value");
+  }
+  require(a.cluster_column >= -1 && a.cluster_column < static_cast<int32_t>(cols),
+          "cluster_column: out of range");
+  if (a.cluster_column >= 0) {  // contiguous rows per value: the postings are the identity
+    const uint32_t* rows = a.post_rows.data() + size_t(a.cluster_column) * n;
+    for (size_t i = 0; i < n; ++i) require(rows[i] == i, "post_rows: cluster column not contiguous");
+  }
+
+  require_size(a.sorted_ids, n, "sorted_ids");
+  require_size(a.sorted_rows, n, "sorted_rows");
+  require_permutation(a.sorted_rows.data(), n, "sorted_rows");
+  for (size_t i = 0; i < n; ++i) {
+    require(i == 0 || a.sorted_ids[i] > a.sorted_ids[i - 1], "sorted_ids: not strictly ascending");
+    require(a.ids[a.sorted_rows[i]] == a.sorted_ids[i], "sorted_rows: does not match ids");
+  }
+
+  if (a.nlist == 0) {
+    require(a.centroids.empty() && a.list_rows.empty() && a.codes.empty(),
+            "nlist: 0 but IVF arrays present");
+    return;
+  }
+  require(a.default_nprobe >= 1 && a.default_nprobe <= a.nlist, "default_nprobe: out of range");
+  require_size(a.centroids, size_t{a.nlist} * dim, "centroids");
+  require_size(a.centroid_sqnorms, a.nlist, "centroid_sqnorms");
+  for (size_t i = 0; i < a.centroids.size(); ++i)
+    require(std::isfinite(a.centroids[i]), "centroids: not finite");
+  require_size(a.list_offsets, size_t{a.nlist} + 1, "list_offsets");
+  require_offsets(a.list_offsets.data(), size_t{a.nlist} + 1, n, "list_offsets");
+  require_size(a.list_rows, n, "list_rows");
+  require_permutation(a.list_rows.data(), n, "list_rows");
+  require_size(a.codes, n * dim * storage_bytes(a.storage), "codes");
+  require_size(a.code_scales, a.storage == Storage::i8 ? n : 0, "code_scales");
+  require_size(a.list_attrs, cols * n, "list_attrs");
+  for (size_t c = 0; c < cols; ++c)
+    for (size_t p = 0; p < n; ++p)
+      require(a.list_attrs[c * n + p] == a.attrs[c * n + a.list_rows[p]],
+              "list_attrs: does not match attrs");
+}
+
+}  // namespace
+
+std::shared_ptr<const Segment> Segment::from_arrays(SegmentArrays arrays) {
+  validate(arrays);
+  return std::shared_ptr<const Segment>(new Segment(std::move(arrays)));
+}
+
+int64_t Segment::find(uint64_t id) const {
+  const auto* b = a_.sorted_ids.begin();
+  const auto* e = a_.sorted_ids.end();
+  const auto* it = std::lower_bound(b, e, id);
+  if (it == e || *it != id) return -1;
+  return a_.sorted_rows[static_cast<size_t>(it - b)];
+}
+
+std::pair<size_t, size_t> Segment::posting(uint32_t column, int64_t value) const {
+  const size_t n = rows();
+  const int64_t* vb = a_.post_values.data() + a_.post_col[column];
+  const int64_t* ve = a_.post_values.data() + a_.post_col[column + 1];
+  const int64_t* it = std::lower_bound(vb, ve, value);
+  if (it == ve || *it != value) return {0, 0};
+  const size_t g = static_cast<size_t>(it - a_.post_values.data());
+  return {column * n + a_.post_offsets[g + column], column * n + a_.post_offsets[g + column + 1]};
+}
+
+std::vector<uint32_t> Segment::row_lists() const {
+  std::vector<uint32_t> lists(rows());
+  for (uint32_t l = 0; l < a_.nlist; ++l)
+    for (size_t p = a_.list_offsets[l]; p < a_.list_offsets[l + 1]; ++p) lists[a_.list_rows[p]] = l;
+  return lists;
+}
+
+}  // namespace engine::ann

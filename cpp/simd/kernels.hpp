@@ -1,0 +1,37 @@
+// The kernel table: one implementation per instruction-set level, compiled in
+// its own translation unit with its own flags, chosen once at first use.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace engine::simd {
+
+enum class Level : int { scalar = 0, avx2 = 1, avx512 = 2 };
+
+// Every kernel writes out[i] = <q, row i>; the caller applies metric terms
+// (norms, i8 scales). Rows are row-major with `dim` elements each.
+struct Kernels {
+  Level level;
+  const char* name;
+  // With idx == nullptr the rows are base[0..n); otherwise base[idx[0..n)]
+  // (re-ranking, posting-list and filtered scans).
+  void (*dot_f32)(const float* q, const float* base, const uint32_t* idx, size_t n, size_t dim,
+                  float* out);
+  void (*dot_f16)(const float* q, const uint16_t* base, const uint32_t* idx, size_t n, size_t dim,
+                  float* out);
+  void (*dot_i8)(const float* q, const int8_t* base, const uint32_t* idx, size_t n, size_t dim,
+                 float* out);
+  // Scores of nq queries against n rows: out is nq x n, row-major. Rows are
+  // loaded once per group of queries, so batches cost less per query.
+  void (*dot_f32_multi)(const float* queries, size_t nq, const float* rows, size_t n, size_t dim,
+                        float* out);
+  void (*f32_to_f16)(const float* in, uint16_t* out, size_t n);
+};
+
+const Kernels& scalar_kernels();
+#if ENGINE_HAVE_X86
+const Kernels& avx2_kernels();
+const Kernels& avx512_kernels();
+#endif
+
+}  // namespace engine::simd

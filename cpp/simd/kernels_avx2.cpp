@@ -1,0 +1,142 @@
+// AVX2 + FMA + F16C kernels. Compiled only with this file's flags and called
+// only after dispatch has checked the CPU.
+#include <immintrin.h>
+
+#include "simd/half.hpp"
+#include "simd/kernels.hpp"
+
+namespace engine::simd {
+namespace {
+
+constexpr size_t W = 8;
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+struct LoadF32 {
+  using T = float;
+  static __m256 full(const float* p) { return _mm256_loadu_ps(p); }
+  static float one(float x) { return x; }
+};
+struct LoadF16 {
+  using T = uint16_t;
+  static __m256 full(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static float one(uint16_t x) { return half_to_float(x); }
+};
+struct LoadI8 {
+  using T = int8_t;
+  static __m256 full(const int8_t* p) {
+    return _mm256_cvtepi32_ps(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
+  static float one(int8_t x) { return static_cast<float>(x); }
+};
+
+template <class L>
+inline float tail_dot(const float* q, const typename L::T* r, size_t from, size_t dim) {
+  float acc = 0.0f;
+  for (size_t d = from; d < dim; ++d) acc += q[d] * L::one(r[d]);
+  return acc;
+}
+
+template <class L, class RowAt>
+void dot_rows(const float* q, size_t n, size_t dim, float* out, RowAt row_at) {
+  const size_t full = dim - dim % W;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const typename L::T* r0 = row_at(i);
+    const typename L::T* r1 = row_at(i + 1);
+    const typename L::T* r2 = row_at(i + 2);
+    const typename L::T* r3 = row_at(i + 3);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t d = 0; d < full; d += W) {
+      const __m256 qv = _mm256_loadu_ps(q + d);
+      a0 = _mm256_fmadd_ps(qv, L::full(r0 + d), a0);
+      a1 = _mm256_fmadd_ps(qv, L::full(r1 + d), a1);
+      a2 = _mm256_fmadd_ps(qv, L::full(r2 + d), a2);
+      a3 = _mm256_fmadd_ps(qv, L::full(r3 + d), a3);
+    }
+    out[i] = hsum(a0) + tail_dot<L>(q, r0, full, dim);
+    out[i + 1] = hsum(a1) + tail_dot<L>(q, r1, full, dim);
+    out[i + 2] = hsum(a2) + tail_dot<L>(q, r2, full, dim);
+    out[i + 3] = hsum(a3) + tail_dot<L>(q, r3, full, dim);
+  }
+  for (; i < n; ++i) {
+    const typename L::T* r = row_at(i);
+    __m256 a = _mm256_setzero_ps();
+    for (size_t d = 0; d < full; d += W) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), L::full(r + d), a);
+    out[i] = hsum(a) + tail_dot<L>(q, r, full, dim);
+  }
+}
+
+template <class L>
+void dot_any(const float* q, const typename L::T* base, const uint32_t* idx, size_t n, size_t dim,
+             float* out) {
+  if (idx)
+    dot_rows<L>(q, n, dim, out, [=](size_t i) { return base + size_t{idx[i]} * dim; });
+  else
+    dot_rows<L>(q, n, dim, out, [=](size_t i) { return base + i * dim; });
+}
+void dot_f32(const float* q, const float* base, const uint32_t* idx, size_t n, size_t dim,
+             float* out) {
+  dot_any<LoadF32>(q, base, idx, n, dim, out);
+}
+void dot_f16(const float* q, const uint16_t* base, const uint32_t* idx, size_t n, size_t dim,
+             float* out) {
+  dot_any<LoadF16>(q, base, idx, n, dim, out);
+}
+void dot_i8(const float* q, const int8_t* base, const uint32_t* idx, size_t n, size_t dim,
+            float* out) {
+  dot_any<LoadI8>(q, base, idx, n, dim, out);
+}
+
+void dot_f32_multi(const float* queries, size_t nq, const float* rows, size_t n, size_t dim,
+                   float* out) {
+  const size_t full = dim - dim % W;
+  size_t j = 0;
+  for (; j + 4 <= nq; j += 4) {
+    const float* q0 = queries + j * dim;
+    const float* q1 = q0 + dim;
+    const float* q2 = q1 + dim;
+    const float* q3 = q2 + dim;
+    for (size_t i = 0; i < n; ++i) {
+      const float* r = rows + i * dim;
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (size_t d = 0; d < full; d += W) {
+        const __m256 rv = _mm256_loadu_ps(r + d);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + d), rv, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + d), rv, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q2 + d), rv, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q3 + d), rv, a3);
+      }
+      out[j * n + i] = hsum(a0) + tail_dot<LoadF32>(q0, r, full, dim);
+      out[(j + 1) * n + i] = hsum(a1) + tail_dot<LoadF32>(q1, r, full, dim);
+      out[(j + 2) * n + i] = hsum(a2) + tail_dot<LoadF32>(q2, r, full, dim);
+      out[(j + 3) * n + i] = hsum(a3) + tail_dot<LoadF32>(q3, r, full, dim);
+    }
+  }
+  for (; j < nq; ++j) dot_f32(queries + j * dim, rows, nullptr, n, dim, out + j * n);
+}
+
+void f32_to_f16(const float* in, uint16_t* out, size_t n) {
+  size_t i = 0;
+  for (; i + W <= n; i += W)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) out[i] = float_to_half(in[i]);
+}
+
+}  // namespace
+
+const Kernels& avx2_kernels() {
+  static const Kernels k{Level::avx2, "avx2", dot_f32, dot_f16, dot_i8, dot_f32_multi, f32_to_f16};
+  return k;
+}
+
+}  // namespace engine::simd

@@ -1,0 +1,155 @@
+// AVX-512 (F, BW, DQ, VL) kernels. Compiled only with this file's flags and
+// called only after dispatch has checked the CPU.
+#include <immintrin.h>
+
+#include "simd/kernels.hpp"
+
+namespace engine::simd {
+namespace {
+
+constexpr size_t W = 16;
+
+// Loaders turn W stored elements (or the masked tail) into 16 floats.
+struct LoadF32 {
+  using T = float;
+  static __m512 full(const float* p) { return _mm512_loadu_ps(p); }
+  static __m512 tail(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+};
+struct LoadF16 {
+  using T = uint16_t;
+  static __m512 full(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static __m512 tail(const uint16_t* p, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+  }
+};
+struct LoadI8 {
+  using T = int8_t;
+  static __m512 full(const int8_t* p) {
+    return _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  static __m512 tail(const int8_t* p, __mmask16 m) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)));
+  }
+};
+
+// Four rows per step share each query load and keep four FMA chains busy.
+template <class L, class RowAt>
+void dot_rows(const float* q, size_t n, size_t dim, float* out, RowAt row_at) {
+  const size_t full = dim - dim % W;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (dim - full)) - 1u);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const typename L::T* r0 = row_at(i);
+    const typename L::T* r1 = row_at(i + 1);
+    const typename L::T* r2 = row_at(i + 2);
+    const typename L::T* r3 = row_at(i + 3);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t d = 0; d < full; d += W) {
+      const __m512 qv = _mm512_loadu_ps(q + d);
+      a0 = _mm512_fmadd_ps(qv, L::full(r0 + d), a0);
+      a1 = _mm512_fmadd_ps(qv, L::full(r1 + d), a1);
+      a2 = _mm512_fmadd_ps(qv, L::full(r2 + d), a2);
+      a3 = _mm512_fmadd_ps(qv, L::full(r3 + d), a3);
+    }
+    if (tail) {
+      const __m512 qv = _mm512_maskz_loadu_ps(tail, q + full);
+      a0 = _mm512_fmadd_ps(qv, L::tail(r0 + full, tail), a0);
+      a1 = _mm512_fmadd_ps(qv, L::tail(r1 + full, tail), a1);
+      a2 = _mm512_fmadd_ps(qv, L::tail(r2 + full, tail), a2);
+      a3 = _mm512_fmadd_ps(qv, L::tail(r3 + full, tail), a3);
+    }
+    out[i] = _mm512_reduce_add_ps(a0);
+    out[i + 1] = _mm512_reduce_add_ps(a1);
+    out[i + 2] = _mm512_reduce_add_ps(a2);
+    out[i + 3] = _mm512_reduce_add_ps(a3);
+  }
+  for (; i < n; ++i) {
+    const typename L::T* r = row_at(i);
+    __m512 a = _mm512_setzero_ps();
+    for (size_t d = 0; d < full; d += W) a = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), L::full(r + d), a);
+    if (tail) a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q + full), L::tail(r + full, tail), a);
+    out[i] = _mm512_reduce_add_ps(a);
+  }
+}
+
+template <class L>
+void dot_any(const float* q, const typename L::T* base, const uint32_t* idx, size_t n, size_t dim,
+             float* out) {
+  if (idx)
+    dot_rows<L>(q, n, dim, out, [=](size_t i) { return base + size_t{idx[i]} * dim; });
+  else
+    dot_rows<L>(q, n, dim, out, [=](size_t i) { return base + i * dim; });
+}
+void dot_f32(const float* q, const float* base, const uint32_t* idx, size_t n, size_t dim,
+             float* out) {
+  dot_any<LoadF32>(q, base, idx, n, dim, out);
+}
+void dot_f16(const float* q, const uint16_t* base, const uint32_t* idx, size_t n, size_t dim,
+             float* out) {
+  dot_any<LoadF16>(q, base, idx, n, dim, out);
+}
+void dot_i8(const float* q, const int8_t* base, const uint32_t* idx, size_t n, size_t dim,
+            float* out) {
+  dot_any<LoadI8>(q, base, idx, n, dim, out);
+}
+
+// Four queries per pass over a row: the row is loaded once for all four.
+void dot_f32_multi(const float* queries, size_t nq, const float* rows, size_t n, size_t dim,
+                   float* out) {
+  const size_t full = dim - dim % W;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (dim - full)) - 1u);
+  size_t j = 0;
+  for (; j + 4 <= nq; j += 4) {
+    const float* q0 = queries + j * dim;
+    const float* q1 = q0 + dim;
+    const float* q2 = q1 + dim;
+    const float* q3 = q2 + dim;
+    for (size_t i = 0; i < n; ++i) {
+      const float* r = rows + i * dim;
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (size_t d = 0; d < full; d += W) {
+        const __m512 rv = _mm512_loadu_ps(r + d);
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q0 + d), rv, a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q1 + d), rv, a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(q2 + d), rv, a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(q3 + d), rv, a3);
+      }
+      if (tail) {
+        const __m512 rv = _mm512_maskz_loadu_ps(tail, r + full);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q0 + full), rv, a0);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q1 + full), rv, a1);
+        a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q2 + full), rv, a2);
+        a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q3 + full), rv, a3);
+      }
+      out[j * n + i] = _mm512_reduce_add_ps(a0);
+      out[(j + 1) * n + i] = _mm512_reduce_add_ps(a1);
+      out[(j + 2) * n + i] = _mm512_reduce_add_ps(a2);
+      out[(j + 3) * n + i] = _mm512_reduce_add_ps(a3);
+    }
+  }
+  for (; j < nq; ++j) dot_f32(queries + j * dim, rows, nullptr, n, dim, out + j * n);
+}
+
+void f32_to_f16(const float* in, uint16_t* out, size_t n) {
+  size_t i = 0;
+  for (; i + W <= n; i += W)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        _mm512_cvtps_ph(_mm512_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    _mm256_mask_storeu_epi16(out + i, m,
+                             _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, in + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+}
+
+}  // namespace
+
+const Kernels& avx512_kernels() {
+  static const Kernels k{Level::avx512, "avx512", dot_f32, dot_f16, dot_i8, dot_f32_multi, f32_to_f16};
+  return k;
+}
+
+}  // namespace engine::simd

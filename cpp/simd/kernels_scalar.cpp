@@ -1,0 +1,51 @@
+// Scalar reference kernels: plain loops, compiled without auto-vectorisation.
+// Every SIMD level is tested against these.
+#include "simd/half.hpp"
+#include "simd/kernels.hpp"
+
+namespace engine::simd {
+namespace {
+
+float from_f32(float x) { return x; }
+float from_i8(int8_t x) { return static_cast<float>(x); }
+
+template <typename T, typename Load>
+void dot_any(const float* q, const T* base, const uint32_t* idx, size_t n, size_t dim, float* out,
+             Load load) {
+  for (size_t i = 0; i < n; ++i) {
+    const T* row = base + (idx ? size_t{idx[i]} : i) * dim;
+    float acc = 0.0f;
+    for (size_t d = 0; d < dim; ++d) acc += q[d] * load(row[d]);
+    out[i] = acc;
+  }
+}
+
+void dot_f32(const float* q, const float* base, const uint32_t* idx, size_t n, size_t dim,
+             float* out) {
+  dot_any(q, base, idx, n, dim, out, from_f32);
+}
+void dot_f16(const float* q, const uint16_t* base, const uint32_t* idx, size_t n, size_t dim,
+             float* out) {
+  dot_any(q, base, idx, n, dim, out, half_to_float);
+}
+void dot_i8(const float* q, const int8_t* base, const uint32_t* idx, size_t n, size_t dim,
+            float* out) {
+  dot_any(q, base, idx, n, dim, out, from_i8);
+}
+void dot_f32_multi(const float* queries, size_t nq, const float* rows, size_t n, size_t dim,
+                   float* out) {
+  for (size_t j = 0; j < nq; ++j) dot_f32(queries + j * dim, rows, nullptr, n, dim, out + j * n);
+}
+void f32_to_f16(const float* in, uint16_t* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = float_to_half(in[i]);
+}
+
+}  // namespace
+
+const Kernels& scalar_kernels() {
+  static const Kernels k{Level::scalar, "scalar", dot_f32, dot_f16, dot_i8, dot_f32_multi,
+                         f32_to_f16};
+  return k;
+}
+
+}  // namespace engine::simd

@@ -1,0 +1,1 @@
+from engine._core import build_info
