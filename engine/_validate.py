@@ -1,0 +1,159 @@
+"""Argument checks shared by the index front-ends.
+
+Every check names the argument and says what was expected. Conversions that
+keep values exact (float64 -> float32 vectors, int32 -> uint64 ids, a
+non-contiguous view -> a contiguous copy) are made; anything else is refused,
+never reinterpreted.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from engine import _arrow
+
+MAX_ID = 2**63 - 1
+
+
+def _is_arrow(obj: Any) -> bool:
+    return not isinstance(obj, np.ndarray) and (
+        hasattr(obj, "__arrow_c_array__") or hasattr(obj, "__arrow_c_stream__")
+    )
+
+
+def as_count(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def as_matrix(obj: Any, dim: int, name: str) -> np.ndarray:
+    """A C-contiguous float32 (n, dim) array of finite values; 1-D means one row."""
+    if _is_arrow(obj):
+        arr = _arrow.to_matrix(obj, name)
+    else:
+        arr = np.asarray(obj)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name}: expected floating-point values, got dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 1-D or 2-D array, got {arr.ndim}-D")
+    if arr.shape[1] != dim:
+        raise ValueError(f"{name}: expected {dim} columns (the index dim), got {arr.shape[1]}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"{name}: row {row} contains NaN or infinity")
+    return arr
+
+
+def as_ids(obj: Any, name: str = "ids") -> np.ndarray:
+    """uint64 ids in [0, 2**63 - 1] from any integer array."""
+    arr = _arrow.to_column(obj, name) if _is_arrow(obj) else np.asarray(obj)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got {arr.ndim}-D")
+    if arr.dtype.kind not in "iu":
+        if arr.size == 0 and arr.dtype.kind == "f":  # np.array([]) is float64
+            return np.empty(0, dtype=np.uint64)
+        raise TypeError(f"{name}: expected integer ids, got dtype {arr.dtype}")
+    if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
+        raise ValueError(f"{name}: ids must be >= 0, got {int(arr.min())}")
+    out = np.ascontiguousarray(arr, dtype=np.uint64)
+    if out.size and out.max() > MAX_ID:
+        raise ValueError(f"{name}: ids must be <= 2**63 - 1, got {int(out.max())}")
+    return out
+
+
+def unique_ids(ids: np.ndarray, name: str = "ids") -> None:
+    s = np.sort(ids)
+    dup = s[1:] == s[:-1]
+    if dup.any():
+        raise ValueError(f"{name}: duplicate id {int(s[1:][dup][0])}")
+
+
+def as_attributes(obj: Any, n: int, columns: dict[str, str] | None) -> tuple[dict[str, str], np.ndarray]:
+    """Attribute columns -> ({name: 'int' | 'bool'}, int64 (columns, n) array).
+
+    ``columns`` is the schema the index already has (None before the first add).
+    """
+    if obj is None:
+        cols: dict[str, np.ndarray] = {}
+    elif _is_arrow(obj):
+        cols = _arrow.to_columns(obj, "attributes")
+    elif isinstance(obj, dict):
+        cols = {}
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                raise TypeError(f"attributes: column names must be str, got {type(key).__name__}")
+            cols[key] = _arrow.to_column(value, f"attributes[{key!r}]") if _is_arrow(value) else np.asarray(value)
+    else:
+        raise TypeError(
+            "attributes: expected a dict of arrays or an Arrow table/record batch, "
+            f"got {type(obj).__name__}"
+        )
+    kinds: dict[str, str] = {}
+    block = np.empty((len(cols), n), dtype=np.int64)
+    for i, (key, values) in enumerate(cols.items()):
+        where = f"attributes[{key!r}]"
+        if values.ndim != 1 or len(values) != n:
+            raise ValueError(f"{where}: expected {n} values (one per id), got shape {values.shape}")
+        if values.dtype.kind == "b":
+            kinds[key] = "bool"
+        elif values.dtype.kind in "iu":
+            if values.dtype == np.uint64 and values.size and values.max() > MAX_ID:
+                raise ValueError(f"{where}: values must fit in int64")
+            kinds[key] = "int"
+        else:
+            raise TypeError(f"{where}: expected integer or boolean values, got dtype {values.dtype}")
+        block[i] = values
+    if columns is not None and columns and kinds != columns:
+        raise ValueError(
+            f"attributes: the index has columns {columns}; this add gives {kinds or 'none'}"
+        )
+    return kinds, block
+
+
+def as_filter(
+    filter: Any, columns: dict[str, str]
+) -> tuple[list[tuple[str, np.ndarray]], np.ndarray | None]:
+    """A filter -> (conditions [(column, int64 values)], allow-list of ids or None)."""
+    if filter is None:
+        return [], None
+    if isinstance(filter, dict):
+        conditions = []
+        for key, value in filter.items():
+            if key not in columns:
+                known = ", ".join(columns) or "none"
+                raise ValueError(f"filter: unknown attribute {key!r} (the index has: {known})")
+            conditions.append((key, _filter_values(key, value, columns[key])))
+        return conditions, None
+    if isinstance(filter, (np.ndarray, list, tuple)) or _is_arrow(filter):
+        return [], as_ids(filter, "filter")
+    raise TypeError(
+        "filter: expected a dict {attribute: value or values} or an array of allowed ids, "
+        f"got {type(filter).__name__}"
+    )
+
+
+def _filter_values(key: str, value: Any, kind: str) -> np.ndarray:
+    values = list(value) if isinstance(value, (list, tuple, set, frozenset, np.ndarray)) else [value]
+    out = np.empty(len(values), dtype=np.int64)
+    for i, v in enumerate(values):
+        is_bool = isinstance(v, (bool, np.bool_))
+        if kind == "bool" and not is_bool:
+            raise TypeError(f"filter[{key!r}]: attribute is boolean, got {v!r}")
+        if kind == "int" and (is_bool or not isinstance(v, numbers.Integral)):
+            raise TypeError(f"filter[{key!r}]: attribute is integer, got {v!r}")
+        if not is_bool and not (-(2**63) <= int(v) <= MAX_ID):
+            raise ValueError(f"filter[{key!r}]: value {v} does not fit in int64")
+        out[i] = int(v)
+    return out

@@ -1,0 +1,8 @@
+"""Exceptions raised by rank-engine besides the built-in ValueError / TypeError."""
+
+
+class CorruptFileError(ValueError):
+    """A stored file is truncated, corrupt, of another format or version.
+
+    The message starts with the file's path and says what failed to validate.
+    """
