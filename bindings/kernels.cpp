@@ -2,6 +2,7 @@
 // level the CPU supports with the scalar reference in one process.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include "bindings/convert.hpp"
 #include "simd/dispatch.hpp"

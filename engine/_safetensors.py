@@ -107,7 +107,7 @@ def read(path: str, *, mmap: bool = True, verify: bool = True) -> tuple[dict[str
             raise corrupt(f"header length {n} does not fit the file size {size}")
         try:
             raw = msgspec.json.decode(f.read(n), type=dict[str, Any])
-        except msgspec.DecodeError as e:
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:
             raise corrupt(f"header is not valid JSON ({e})") from None
         if size == 8 + n:
             data: Any = b""
@@ -154,7 +154,7 @@ def read(path: str, *, mmap: bool = True, verify: bool = True) -> tuple[dict[str
     if verify:
         try:
             expected = msgspec.json.decode(meta.get(_CHECKSUMS, "{}"), type=dict[str, int])
-        except msgspec.DecodeError as e:
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:
             raise corrupt(f"checksum table unreadable ({e})") from None
         for name, a in arrays.items():
             if name not in expected:

@@ -20,7 +20,7 @@ struct SegmentArrays {
   Storage storage = Storage::f32;
   uint32_t n_columns = 0;
   int32_t cluster_column = -1;  // rows of one value of this column are contiguous
-  uint32_t default_nprobe = 0;  // calibrated at build for recall@10 ~ 0.98
+  uint32_t default_nprobe = 0;  // calibrated at build (see segment_build.cpp)
 
   Array<uint64_t> ids;          // [n]
   Array<float> vectors;         // [n * dim] f32 originals, row order

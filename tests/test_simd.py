@@ -1,0 +1,134 @@
+"""Every SIMD level the CPU supports agrees with the scalar reference."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import engine
+from engine import _core
+
+LEVELS = _core.kernels.supported_levels()
+SIZES = [1, 3, 15, 16, 17, 31, 64, 97, 256]
+
+
+def test_build_info_reports_level_compiler_version():
+    info = engine.build_info()
+    assert info["simd"] in ("avx512", "avx2", "scalar")
+    assert info["simd"] in info["simd_supported"]
+    assert info["compiler"] and info["version"] == engine.__version__
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dim", SIZES)
+def test_dot_f32_matches_scalar_and_numpy(level, dim):
+    rng = np.random.default_rng(dim)
+    rows = rng.standard_normal((37, dim)).astype(np.float32)
+    q = rng.standard_normal(dim).astype(np.float32)
+    got = _core.kernels.dot(level, q, rows)
+    ref = _core.kernels.dot("scalar", q, rows)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.sqrt(dim))
+    np.testing.assert_allclose(got, rows.astype(np.float64) @ q, rtol=1e-5, atol=1e-5 * np.sqrt(dim))
+    idx = rng.integers(0, 37, 11).astype(np.uint32)
+    np.testing.assert_allclose(_core.kernels.dot(level, q, rows, idx), got[idx], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dim", SIZES)
+def test_dot_f16_and_i8_match_scalar(level, dim):
+    rng = np.random.default_rng(100 + dim)
+    q = rng.standard_normal(dim).astype(np.float32)
+    half = rng.standard_normal((21, dim)).astype(np.float16)
+    bits = half.view(np.uint16)
+    np.testing.assert_allclose(_core.kernels.dot(level, q, bits), half.astype(np.float64) @ q,
+                               rtol=1e-5, atol=1e-4)
+    codes = rng.integers(-127, 128, (21, dim)).astype(np.int8)
+    np.testing.assert_allclose(_core.kernels.dot(level, q, codes),
+                               _core.kernels.dot("scalar", q, codes), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(_core.kernels.dot(level, q, codes), codes.astype(np.float64) @ q,
+                               rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("nq", [1, 3, 4, 5, 9])
+def test_dot_multi_matches_single(level, nq):
+    rng = np.random.default_rng(nq)
+    rows = rng.standard_normal((50, 97)).astype(np.float32)
+    qs = rng.standard_normal((nq, 97)).astype(np.float32)
+    got = _core.kernels.dot_multi(level, qs, rows)
+    np.testing.assert_allclose(got, qs.astype(np.float64) @ rows.T.astype(np.float64), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_f16_conversion_is_round_to_nearest_even(level):
+    rng = np.random.default_rng(7)
+    values = np.concatenate([
+        rng.standard_normal(1000).astype(np.float32) * 10.0 ** rng.integers(-9, 6, 1000),
+        np.array([0.0, -0.0, 65504.0, 65520.0, 1e9, -1e9, 6e-8, 3e-8, np.inf, -np.inf], np.float32),
+    ]).astype(np.float32)
+    got = _core.kernels.f32_to_f16(level, values)
+    with np.errstate(over="ignore"):  # overflow to inf is the expected rounding
+        expected = values.astype(np.float16).view(np.uint16)
+    assert np.array_equal(got, expected)
+
+
+def test_unsupported_level_is_a_clear_error():
+    with pytest.raises(ValueError, match="level"):
+        _core.kernels.dot("sse9", np.zeros(4, np.float32), np.zeros((1, 4), np.float32))
+
+
+def _run(env_value: str, code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ENGINE_SIMD=env_value)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_engine_simd_forces_a_lower_level(level):
+    out = _run(level, "import engine; print(engine.build_info()['simd'])")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == level
+
+
+def test_engine_simd_rejects_unknown_values():
+    out = _run("avx1024", "import engine")
+    assert out.returncode != 0 and "ENGINE_SIMD" in out.stderr
+
+
+SEARCH_SCRIPT = """
+import numpy as np, sys, engine
+sys.path.insert(0, {tests!r})
+from conftest import clustered, queries_like
+ids, x, attrs = clustered(25_000, 33)
+q = queries_like(x, 40)
+out = {{}}
+for storage in ("f32", "f16", "i8"):
+    index = engine.VectorIndex(33, "ip", storage)
+    index.add(ids, x, attrs)
+    for name, kw in {{"approx": {{}}, "exact": {{"exact": True}}, "filtered": {{"filter": {{"in_stock": True}}}}}}.items():
+        i, s = index.search(q, 10, **kw)
+        out[f"{{storage}}_{{name}}_ids"] = i
+        out[f"{{storage}}_{{name}}_scores"] = s
+np.savez({path!r}, **out)
+"""
+
+
+def test_search_results_agree_across_levels(tmp_path):
+    """The same index built and searched under each level gives the same answers."""
+    tests = os.path.dirname(__file__)
+    results = {}
+    for level in LEVELS:
+        path = str(tmp_path / f"{level}.npz")
+        out = _run(level, SEARCH_SCRIPT.format(tests=tests, path=path))
+        assert out.returncode == 0, out.stderr
+        results[level] = dict(np.load(path))
+    ref = results["scalar"]
+    for level, res in results.items():
+        for key in ref:
+            if key.endswith("_scores"):
+                np.testing.assert_allclose(res[key], ref[key], rtol=1e-4, atol=1e-4, err_msg=f"{level} {key}")
+            else:
+                # Near-ties may swap under different summation orders: compare as sets.
+                overlap = np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(res[key], ref[key])])
+                assert overlap >= 0.99, f"{level} {key}: {overlap}"

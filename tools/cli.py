@@ -1,0 +1,32 @@
+"""The `rank-engine` command line (also `python -m engine`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rank-engine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    quick = sub.add_parser(
+        "quickstart",
+        help="generate a catalogue, build and save an index, report recall and latency",
+    )
+    quick.add_argument("--out", default="quickstart-out", help="folder for the index file")
+    quick.add_argument("--items", type=int, default=200_000)
+    quick.add_argument("--dim", type=int, default=64)
+    quick.add_argument("--queries", type=int, default=1_000)
+    quick.add_argument("--storage", choices=("f32", "f16", "i8"), default="i8")
+    quick.add_argument("--threads", type=int, default=2, help="threads for the build")
+    quick.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.command == "quickstart":
+        from tools.quickstart import run
+
+        run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
