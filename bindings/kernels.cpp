@@ -11,23 +11,26 @@ namespace engine::bind {
 
 namespace {
 
-const simd::Kernels& kernels_for(const std::string& level_name) {
-  simd::Level level;
-  if (!simd::parse_level(level_name, &level))
-    throw py::value_error("level: expected 'avx512', 'avx2' or 'scalar', got '" + level_name + "'");
-  const simd::Kernels* k = simd::for_level(level);
-  if (!k) throw py::value_error("level: this CPU cannot run '" + level_name + "'");
-  return *k;
+std::vector<std::string> table_names() {
+  std::vector<std::string> names;
+  for (const simd::Kernels* t : simd::runnable_tables()) names.emplace_back(t->name);
+  return names;
 }
 
-// storage: 'f32' | 'f16' (rows as uint16 bits) | 'i8'
-py::array_t<float> dot(const std::string& level, py::array_t<float> query, py::array rows,
-                       py::object idx_obj) {
+const simd::Kernels& kernels_for(const std::string& name) {
+  for (const simd::Kernels* t : simd::runnable_tables())
+    if (name == t->name) return *t;
+  throw py::value_error("level: this CPU cannot run '" + name + "' (it runs: " +
+                        std::string(py::str(py::cast(table_names()))) + ")");
+}
+
+// rows: float32, uint16 (f16 bits) or int8; an int8 query goes with int8 rows
+// and gives exact int32 dot products.
+py::array dot(const std::string& level, py::array query, py::array rows, py::object idx_obj) {
   const auto& k = kernels_for(level);
-  auto q = require_array<float>(query, "query", 1);
   if (rows.ndim() != 2) throw py::value_error("rows: expected a 2-D array");
   const size_t dim = size_t(rows.shape(1));
-  if (size_t(q.size()) != dim) throw py::value_error("query: length differs from rows.shape[1]");
+  if (size_t(query.size()) != dim) throw py::value_error("query: length differs from rows.shape[1]");
   size_t n = size_t(rows.shape(0));
   const uint32_t* idx = nullptr;
   py::array_t<uint32_t> idx_arr;
@@ -38,6 +41,14 @@ py::array_t<float> dot(const std::string& level, py::array_t<float> query, py::a
     n = size_t(idx_arr.size());
     idx = idx_arr.data();
   }
+  if (rows.dtype().is(py::dtype::of<int8_t>())) {
+    auto q = require_array<int8_t>(query, "query", 1);
+    auto r = require_array<int8_t>(rows, "rows", 2);
+    py::array_t<int32_t> out{py::ssize_t(n)};
+    k.dot_i8(q.data(), r.data(), idx, n, dim, out.mutable_data());
+    return out;
+  }
+  auto q = require_array<float>(query, "query", 1);
   py::array_t<float> out{py::ssize_t(n)};
   if (rows.dtype().is(py::dtype::of<float>())) {
     auto r = require_array<float>(rows, "rows", 2);
@@ -45,9 +56,6 @@ py::array_t<float> dot(const std::string& level, py::array_t<float> query, py::a
   } else if (rows.dtype().is(py::dtype::of<uint16_t>())) {
     auto r = require_array<uint16_t>(rows, "rows", 2);
     k.dot_f16(q.data(), r.data(), idx, n, dim, out.mutable_data());
-  } else if (rows.dtype().is(py::dtype::of<int8_t>())) {
-    auto r = require_array<int8_t>(rows, "rows", 2);
-    k.dot_i8(q.data(), r.data(), idx, n, dim, out.mutable_data());
   } else {
     throw py::type_error("rows: expected float32, uint16 (f16 bits) or int8");
   }
@@ -77,7 +85,7 @@ py::array_t<uint16_t> to_f16(const std::string& level, py::object values) {
 
 void bind_kernels(py::module_& m) {
   auto k = m.def_submodule("kernels", "Per-level kernels, for agreement tests and benchmarks.");
-  k.def("supported_levels", &simd::supported_level_names);
+  k.def("tables", &table_names, "Kernel tables this CPU can run (levels and their variants).");
   k.def("dot", &dot, py::arg("level"), py::arg("query"), py::arg("rows"), py::arg("idx") = py::none());
   k.def("dot_multi", &dot_multi, py::arg("level"), py::arg("queries"), py::arg("rows"));
   k.def("f32_to_f16", &to_f16, py::arg("level"), py::arg("values"));

@@ -35,7 +35,8 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("build_info", [] {
     py::dict info;
-    info["simd"] = engine::simd::active().name;
+    info["simd"] = engine::simd::level_name(engine::simd::active().level);
+    info["kernels"] = engine::simd::active().name;
     info["simd_supported"] = engine::simd::supported_level_names();
     info["compiler"] = std::string(__VERSION__);
     info["version"] = ENGINE_VERSION;

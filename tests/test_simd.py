@@ -10,7 +10,9 @@ import pytest
 import engine
 from engine import _core
 
-LEVELS = _core.kernels.supported_levels()
+# Kernel tables: every level plus variants within one (AVX-512 with VNNI).
+TABLES = _core.kernels.tables()
+LEVELS = engine.build_info()["simd_supported"]
 SIZES = [1, 3, 15, 16, 17, 31, 64, 97, 256]
 
 
@@ -19,9 +21,10 @@ def test_build_info_reports_level_compiler_version():
     assert info["simd"] in ("avx512", "avx2", "scalar")
     assert info["simd"] in info["simd_supported"]
     assert info["compiler"] and info["version"] == engine.__version__
+    assert info["kernels"] in TABLES and info["kernels"].startswith(info["simd"])
 
 
-@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("level", TABLES)
 @pytest.mark.parametrize("dim", SIZES)
 def test_dot_f32_matches_scalar_and_numpy(level, dim):
     rng = np.random.default_rng(dim)
@@ -35,7 +38,7 @@ def test_dot_f32_matches_scalar_and_numpy(level, dim):
     np.testing.assert_allclose(_core.kernels.dot(level, q, rows, idx), got[idx], rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("level", TABLES)
 @pytest.mark.parametrize("dim", SIZES)
 def test_dot_f16_and_i8_match_scalar(level, dim):
     rng = np.random.default_rng(100 + dim)
@@ -44,14 +47,19 @@ def test_dot_f16_and_i8_match_scalar(level, dim):
     bits = half.view(np.uint16)
     np.testing.assert_allclose(_core.kernels.dot(level, q, bits), half.astype(np.float64) @ q,
                                rtol=1e-5, atol=1e-4)
+    # int8 codes and queries are symmetric ([-127, 127]); the products are exact.
     codes = rng.integers(-127, 128, (21, dim)).astype(np.int8)
-    np.testing.assert_allclose(_core.kernels.dot(level, q, codes),
-                               _core.kernels.dot("scalar", q, codes), rtol=1e-5, atol=1e-3)
-    np.testing.assert_allclose(_core.kernels.dot(level, q, codes), codes.astype(np.float64) @ q,
-                               rtol=1e-5, atol=1e-3)
+    codes[0] = 127
+    q8 = rng.integers(-127, 128, dim).astype(np.int8)
+    q8[0] = -127  # the extremes must not overflow
+    got = _core.kernels.dot(level, q8, codes)
+    assert got.dtype == np.int32
+    assert np.array_equal(got, codes.astype(np.int64) @ q8.astype(np.int64))
+    idx = np.array([20, 0, 3, 3], np.uint32)
+    assert np.array_equal(_core.kernels.dot(level, q8, codes, idx), got[idx])
 
 
-@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("level", TABLES)
 @pytest.mark.parametrize("nq", [1, 3, 4, 5, 9])
 def test_dot_multi_matches_single(level, nq):
     rng = np.random.default_rng(nq)
@@ -61,7 +69,7 @@ def test_dot_multi_matches_single(level, nq):
     np.testing.assert_allclose(got, qs.astype(np.float64) @ rows.T.astype(np.float64), rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("level", TABLES)
 def test_f16_conversion_is_round_to_nearest_even(level):
     rng = np.random.default_rng(7)
     values = np.concatenate([

@@ -96,6 +96,20 @@ uint32_t list_at(const float* q, const SegmentArrays& a, size_t i, Scratch& s) {
   return s.list_order[i];
 }
 
+// Symmetric int8 quantisation of the query, like the codes: the integer dot
+// product times both scales approximates <q, x>; f32 re-ranking fixes the order.
+const int8_t* quantised_query(const float* q, size_t dim, Scratch& s) {
+  if (s.q8_for == q) return s.q8.data();
+  float mx = 0;
+  for (size_t d = 0; d < dim; ++d) mx = std::max(mx, std::fabs(q[d]));
+  s.q8.resize(dim);
+  const float inv = mx > 0 ? 127.0f / mx : 0.0f;
+  for (size_t d = 0; d < dim; ++d) s.q8[d] = int8_t(std::lrint(q[d] * inv));
+  s.q8_scale = mx / 127.0f;
+  s.q8_for = q;
+  return s.q8.data();
+}
+
 void walk_ivf(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t seg, TopK& top,
               Scratch& s) {
   const auto& k = simd::active();
@@ -105,6 +119,7 @@ void walk_ivf(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t
   TopK& sink = plan.rerank ? approx : top;
   size_t matches = 0;
   s.scores.resize(kBlock);
+  s.int_scores.resize(kBlock);
   for (size_t li = 0; li < a.nlist; ++li) {
     if (li >= plan.nprobe && (!check || matches >= plan.target_matches)) break;
     const uint32_t list = list_at(q, a, li, s);
@@ -130,7 +145,9 @@ void walk_ivf(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t
           k.dot_f16(q, reinterpret_cast<const uint16_t*>(a.codes.data()) + b * dim, idx, m, dim, s.scores.data());
           break;
         case Storage::i8:
-          k.dot_i8(q, reinterpret_cast<const int8_t*>(a.codes.data()) + b * dim, idx, m, dim, s.scores.data());
+          k.dot_i8(quantised_query(q, dim, s), reinterpret_cast<const int8_t*>(a.codes.data()) + b * dim,
+                   idx, m, dim, s.int_scores.data());
+          for (size_t j = 0; j < m; ++j) s.scores[j] = float(s.int_scores[j]) * s.q8_scale;
           break;
       }
       for (size_t j = 0; j < m; ++j) {

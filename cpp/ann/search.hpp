@@ -12,6 +12,10 @@ namespace engine::ann {
 // of the lists per query.
 struct Scratch {
   std::vector<float> scores;
+  std::vector<int32_t> int_scores;
+  std::vector<int8_t> q8;  // the query quantised for i8 codes
+  float q8_scale = 0;
+  const float* q8_for = nullptr;
   std::vector<uint32_t> picks;
   std::vector<uint32_t> rows;
   const float* ranked_for = nullptr;  // centroids the ranking below belongs to
@@ -26,6 +30,9 @@ void search_segment(const float* q, const SegmentView& view, const Plan& plan, u
                     TopK& top, Scratch& scratch);
 
 // Call before each new query so list rankings are not reused across queries.
-inline void new_query(Scratch& s) { s.ranked_for = nullptr; }
+inline void new_query(Scratch& s) {
+  s.ranked_for = nullptr;
+  s.q8_for = nullptr;
+}
 
 }  // namespace engine::ann

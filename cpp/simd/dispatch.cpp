@@ -33,11 +33,19 @@ Level best_supported() {
   return Level::scalar;
 }
 
+static bool has_vnni() {
+#if ENGINE_HAVE_X86
+  return __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
 const Kernels* for_level(Level level) {
   if (static_cast<int>(level) > static_cast<int>(best_supported())) return nullptr;
   switch (level) {
 #if ENGINE_HAVE_X86
-    case Level::avx512: return &avx512_kernels();
+    case Level::avx512: return has_vnni() ? &avx512_vnni_kernels() : &avx512_kernels();
     case Level::avx2: return &avx2_kernels();
 #endif
     default: return &scalar_kernels();
@@ -49,6 +57,17 @@ std::vector<std::string> supported_level_names() {
   for (int l = static_cast<int>(best_supported()); l >= 0; --l)
     names.emplace_back(level_name(static_cast<Level>(l)));
   return names;
+}
+
+std::vector<const Kernels*> runnable_tables() {
+  std::vector<const Kernels*> tables{&scalar_kernels()};
+#if ENGINE_HAVE_X86
+  const Level best = best_supported();
+  if (best >= Level::avx2) tables.push_back(&avx2_kernels());
+  if (best >= Level::avx512) tables.push_back(&avx512_kernels());
+  if (best >= Level::avx512 && has_vnni()) tables.push_back(&avx512_vnni_kernels());
+#endif
+  return tables;
 }
 
 static const Kernels& choose() {

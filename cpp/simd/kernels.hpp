@@ -19,8 +19,11 @@ struct Kernels {
                   float* out);
   void (*dot_f16)(const float* q, const uint16_t* base, const uint32_t* idx, size_t n, size_t dim,
                   float* out);
-  void (*dot_i8)(const float* q, const int8_t* base, const uint32_t* idx, size_t n, size_t dim,
-                 float* out);
+  // Exact int32 dot products of an int8 query with int8 rows; codes and the
+  // query are symmetric-quantised to [-127, 127] (never -128), so every
+  // level computes the same integers.
+  void (*dot_i8)(const int8_t* q, const int8_t* base, const uint32_t* idx, size_t n, size_t dim,
+                 int32_t* out);
   // Scores of nq queries against n rows: out is nq x n, row-major. Rows are
   // loaded once per group of queries, so batches cost less per query.
   void (*dot_f32_multi)(const float* queries, size_t nq, const float* rows, size_t n, size_t dim,
@@ -32,6 +35,7 @@ const Kernels& scalar_kernels();
 #if ENGINE_HAVE_X86
 const Kernels& avx2_kernels();
 const Kernels& avx512_kernels();
+const Kernels& avx512_vnni_kernels();  // avx512 with the VNNI int8 dot product
 #endif
 
 }  // namespace engine::simd

@@ -29,14 +29,6 @@ struct LoadF16 {
   }
   static float one(uint16_t x) { return half_to_float(x); }
 };
-struct LoadI8 {
-  using T = int8_t;
-  static __m256 full(const int8_t* p) {
-    return _mm256_cvtepi32_ps(
-        _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
-  }
-  static float one(int8_t x) { return static_cast<float>(x); }
-};
 
 template <class L>
 inline float tail_dot(const float* q, const typename L::T* r, size_t from, size_t dim) {
@@ -91,9 +83,33 @@ void dot_f16(const float* q, const uint16_t* base, const uint32_t* idx, size_t n
              float* out) {
   dot_any<LoadF16>(q, base, idx, n, dim, out);
 }
-void dot_i8(const float* q, const int8_t* base, const uint32_t* idx, size_t n, size_t dim,
-            float* out) {
-  dot_any<LoadI8>(q, base, idx, n, dim, out);
+// |q| times x with q's sign moved onto x: maddubs (u8 x s8 -> pairs of i16)
+// cannot saturate because neither side is -128. Exact in int32.
+inline int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+void dot_i8(const int8_t* q, const int8_t* base, const uint32_t* idx, size_t n, size_t dim,
+            int32_t* out) {
+  constexpr size_t B = 32;
+  const size_t full = dim - dim % B;
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (size_t i = 0; i < n; ++i) {
+    const int8_t* r = base + (idx ? size_t{idx[i]} : i) * dim;
+    __m256i acc = _mm256_setzero_si256();
+    for (size_t d = 0; d < full; d += B) {
+      const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + d));
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + d));
+      const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(qv), _mm256_sign_epi8(xv, qv));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+    }
+    int32_t total = hsum_epi32(acc);
+    for (size_t d = full; d < dim; ++d) total += int32_t{q[d]} * int32_t{r[d]};
+    out[i] = total;
+  }
 }
 
 void dot_f32_multi(const float* queries, size_t nq, const float* rows, size_t n, size_t dim,

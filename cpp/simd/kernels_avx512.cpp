@@ -2,6 +2,7 @@
 // called only after dispatch has checked the CPU.
 #include <immintrin.h>
 
+#include "simd/dot_i8_avx512.hpp"
 #include "simd/kernels.hpp"
 
 namespace engine::simd {
@@ -22,16 +23,6 @@ struct LoadF16 {
   }
   static __m512 tail(const uint16_t* p, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
-  }
-};
-struct LoadI8 {
-  using T = int8_t;
-  static __m512 full(const int8_t* p) {
-    return _mm512_cvtepi32_ps(
-        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-  }
-  static __m512 tail(const int8_t* p, __mmask16 m) {
-    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)));
   }
 };
 
@@ -91,9 +82,12 @@ void dot_f16(const float* q, const uint16_t* base, const uint32_t* idx, size_t n
              float* out) {
   dot_any<LoadF16>(q, base, idx, n, dim, out);
 }
-void dot_i8(const float* q, const int8_t* base, const uint32_t* idx, size_t n, size_t dim,
-            float* out) {
-  dot_any<LoadI8>(q, base, idx, n, dim, out);
+void dot_i8(const int8_t* q, const int8_t* base, const uint32_t* idx, size_t n, size_t dim,
+            int32_t* out) {
+  const __m512i ones = _mm512_set1_epi16(1);
+  dot_i8_with(q, base, idx, n, dim, out, [&](__m512i acc, __m512i uq, __m512i sx) {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(uq, sx), ones));
+  });
 }
 
 // Four queries per pass over a row: the row is loaded once for all four.

@@ -7,7 +7,6 @@ namespace engine::simd {
 namespace {
 
 float from_f32(float x) { return x; }
-float from_i8(int8_t x) { return static_cast<float>(x); }
 
 template <typename T, typename Load>
 void dot_any(const float* q, const T* base, const uint32_t* idx, size_t n, size_t dim, float* out,
@@ -28,9 +27,14 @@ void dot_f16(const float* q, const uint16_t* base, const uint32_t* idx, size_t n
              float* out) {
   dot_any(q, base, idx, n, dim, out, half_to_float);
 }
-void dot_i8(const float* q, const int8_t* base, const uint32_t* idx, size_t n, size_t dim,
-            float* out) {
-  dot_any(q, base, idx, n, dim, out, from_i8);
+void dot_i8(const int8_t* q, const int8_t* base, const uint32_t* idx, size_t n, size_t dim,
+            int32_t* out) {
+  for (size_t i = 0; i < n; ++i) {
+    const int8_t* row = base + (idx ? size_t{idx[i]} : i) * dim;
+    int32_t acc = 0;
+    for (size_t d = 0; d < dim; ++d) acc += int32_t{q[d]} * int32_t{row[d]};
+    out[i] = acc;
+  }
 }
 void dot_f32_multi(const float* queries, size_t nq, const float* rows, size_t n, size_t dim,
                    float* out) {

@@ -1,0 +1,60 @@
+// The AVX-512 int8 dot-product loop, shared by the plain AVX-512 and the
+// AVX-512 VNNI translation units (each instantiates it with its own flags).
+#pragma once
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace engine::simd {
+namespace {  // internal linkage: each TU keeps its own instantiation
+
+// |q| times x with q's sign moved onto x (neither side is ever -128, so the
+// u8 x s8 products cannot overflow). Exact in int32. `Dot` adds 64 products
+// into 16 int32 lanes: maddubs + madd here, one vpdpbusd with VNNI.
+template <class Dot>
+void dot_i8_with(const int8_t* q, const int8_t* base, const uint32_t* idx, size_t n, size_t dim,
+                 int32_t* out, Dot dot) {
+  constexpr size_t B = 64;
+  const size_t full = dim - dim % B;
+  const __mmask64 tail = dim % B ? (~uint64_t{0}) >> (B - dim % B) : 0;
+  const __m512i zero = _mm512_setzero_si512();
+  size_t i = 0;
+  auto row_at = [&](size_t j) { return base + (idx ? size_t{idx[j]} : j) * dim; };
+  auto step = [&](__m512i acc, const int8_t* r, size_t d, __mmask64 m) {
+    const __m512i qv = _mm512_maskz_loadu_epi8(m, q + d);
+    const __m512i xv = _mm512_maskz_loadu_epi8(m, r + d);
+    const __mmask64 neg = _mm512_movepi8_mask(qv);
+    return dot(acc, _mm512_abs_epi8(qv), _mm512_mask_sub_epi8(xv, neg, zero, xv));
+  };
+  for (; i + 4 <= n; i += 4) {
+    const int8_t *r0 = row_at(i), *r1 = row_at(i + 1), *r2 = row_at(i + 2), *r3 = row_at(i + 3);
+    __m512i a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+    for (size_t d = 0; d < full; d += B) {
+      a0 = step(a0, r0, d, ~__mmask64{0});
+      a1 = step(a1, r1, d, ~__mmask64{0});
+      a2 = step(a2, r2, d, ~__mmask64{0});
+      a3 = step(a3, r3, d, ~__mmask64{0});
+    }
+    if (tail) {
+      a0 = step(a0, r0, full, tail);
+      a1 = step(a1, r1, full, tail);
+      a2 = step(a2, r2, full, tail);
+      a3 = step(a3, r3, full, tail);
+    }
+    out[i] = _mm512_reduce_add_epi32(a0);
+    out[i + 1] = _mm512_reduce_add_epi32(a1);
+    out[i + 2] = _mm512_reduce_add_epi32(a2);
+    out[i + 3] = _mm512_reduce_add_epi32(a3);
+  }
+  for (; i < n; ++i) {
+    const int8_t* r = row_at(i);
+    __m512i a = zero;
+    for (size_t d = 0; d < full; d += B) a = step(a, r, d, ~__mmask64{0});
+    if (tail) a = step(a, r, full, tail);
+    out[i] = _mm512_reduce_add_epi32(a);
+  }
+}
+
+}  // namespace
+}  // namespace engine::simd
