@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import importlib
-import pathlib
-import sys
-import types
 
 import numpy as np
 import pyarrow as pa
@@ -20,24 +16,7 @@ import pytest
 pl = pytest.importorskip("polars")
 
 
-def _import_engine():
-    # The package __init__ imports index modules that other work may not have
-    # merged into this branch yet; the Arrow entry points need only _core and
-    # _arrow, so fall back to a bare package with the same search path.
-    try:
-        return importlib.import_module("engine._core"), importlib.import_module("engine._arrow")
-    except ModuleNotFoundError as e:
-        if not (e.name or "").startswith("engine."):
-            raise
-    for name in [n for n in sys.modules if n == "engine" or n.startswith("engine.")]:
-        del sys.modules[name]
-    package = types.ModuleType("engine")
-    package.__path__ = [str(pathlib.Path(__file__).resolve().parents[1] / "engine")]
-    sys.modules["engine"] = package
-    return importlib.import_module("engine._core"), importlib.import_module("engine._arrow")
-
-
-_core, _arrow = _import_engine()
+from engine import _arrow, _core  # noqa: E402
 
 
 # ---- helpers -----------------------------------------------------------------
