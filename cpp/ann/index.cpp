@@ -254,8 +254,10 @@ void Index::search(const SearchRequest& req, const FilterSpec& filter, int64_t* 
     queries = unit.data();
   }
   parallel_for(req.nq, req.threads, [&](size_t q0, size_t q1) {
-    Scratch scratch;
-    TopK top(k);
+    // Buffers live as long as the thread, so a request allocates nothing.
+    thread_local Scratch scratch;
+    thread_local TopK top(1);
+    top.reset(k);
     for (size_t qi = q0; qi < q1; ++qi) {
       const float* q = queries + qi * dim;
       top.clear();

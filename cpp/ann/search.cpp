@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "simd/dispatch.hpp"
 
@@ -70,30 +71,33 @@ void scan_exact(const float* q, const SegmentArrays& a, const Plan& plan, uint32
   }
 }
 
-// Lists ranked best first, sorted lazily: a filtered walk may need more than nprobe.
+// Lists ranked best first, sorted lazily: a filtered walk may need more than
+// nprobe. Keys pack (score, list) into one integer so ranking compares
+// integers, best first, ties by list id.
 uint32_t list_at(const float* q, const SegmentArrays& a, size_t i, Scratch& s) {
   const size_t nlist = a.nlist;
   if (s.ranked_for != a.centroids.data()) {
     s.ranked_for = a.centroids.data();
     s.list_scores.resize(nlist);
     simd::active().dot_f32(q, a.centroids.data(), nullptr, nlist, a.dim, s.list_scores.data());
-    if (a.metric == Metric::l2)
-      for (size_t c = 0; c < nlist; ++c) s.list_scores[c] = 2 * s.list_scores[c] - a.centroid_sqnorms[c];
-    s.list_order.resize(nlist);
-    for (size_t c = 0; c < nlist; ++c) s.list_order[c] = uint32_t(c);
+    s.list_keys.resize(nlist);
+    for (size_t c = 0; c < nlist; ++c) {
+      float sc = s.list_scores[c];
+      if (a.metric == Metric::l2) sc = 2 * sc - a.centroid_sqnorms[c];
+      uint32_t bits;
+      std::memcpy(&bits, &sc, sizeof bits);
+      bits = (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;  // ascending as floats
+      s.list_keys[c] = (uint64_t{~bits} << 32) | c;                 // ascending = best first
+    }
     s.ranked = 0;
   }
   if (i >= s.ranked) {
     const size_t upto = std::min(nlist, std::max<size_t>(2 * s.ranked, std::max<size_t>(i + 1, 16)));
-    auto better = [&](uint32_t x, uint32_t y) {
-      return s.list_scores[x] > s.list_scores[y] || (s.list_scores[x] == s.list_scores[y] && x < y);
-    };
-    auto b = s.list_order.begin();
-    std::nth_element(b + s.ranked, b + upto - 1, s.list_order.end(), better);
-    std::sort(b + s.ranked, b + upto, better);
+    auto b = s.list_keys.begin();
+    std::partial_sort(b + s.ranked, b + upto, s.list_keys.end());
     s.ranked = upto;
   }
-  return s.list_order[i];
+  return uint32_t(s.list_keys[i]);
 }
 
 // Symmetric int8 quantisation of the query, like the codes: the integer dot
@@ -110,13 +114,41 @@ const int8_t* quantised_query(const float* q, size_t dim, Scratch& s) {
   return s.q8.data();
 }
 
+// Approximate scores of list positions b + (idx ? idx[j] : j), j < m.
+void score_codes(const float* q, const SegmentArrays& a, size_t b, const uint32_t* idx, size_t m,
+                 Scratch& s) {
+  const auto& k = simd::active();
+  const size_t dim = a.dim;
+  float* out = s.scores.data();
+  switch (a.storage) {
+    case Storage::f32:
+      k.dot_f32(q, reinterpret_cast<const float*>(a.codes.data()) + b * dim, idx, m, dim, out);
+      break;
+    case Storage::f16:
+      k.dot_f16(q, reinterpret_cast<const uint16_t*>(a.codes.data()) + b * dim, idx, m, dim, out);
+      break;
+    case Storage::i8: {
+      k.dot_i8(quantised_query(q, dim, s), reinterpret_cast<const int8_t*>(a.codes.data()) + b * dim,
+               idx, m, dim, s.int_scores.data());
+      const float* scales = a.code_scales.data() + b;
+      const float qs = s.q8_scale;
+      if (idx)
+        for (size_t j = 0; j < m; ++j) out[j] = float(s.int_scores[j]) * qs * scales[idx[j]];
+      else
+        for (size_t j = 0; j < m; ++j) out[j] = float(s.int_scores[j]) * qs * scales[j];
+      break;
+    }
+  }
+  if (a.metric == Metric::l2)
+    for (size_t j = 0; j < m; ++j) out[j] = 2 * out[j] - a.sqnorms[a.list_rows[b + (idx ? idx[j] : j)]];
+}
+
 void walk_ivf(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t seg, TopK& top,
               Scratch& s) {
-  const auto& k = simd::active();
-  const size_t n = a.rows(), dim = a.dim;
+  const size_t n = a.rows();
   const bool check = has_checks(plan);
-  TopK approx(plan.rerank ? plan.rerank : 1);
-  TopK& sink = plan.rerank ? approx : top;
+  s.approx.reset(plan.rerank ? plan.rerank : 1);
+  TopK& sink = plan.rerank ? s.approx : top;
   size_t matches = 0;
   s.scores.resize(kBlock);
   s.int_scores.resize(kBlock);
@@ -137,34 +169,21 @@ void walk_ivf(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t
       }
       const uint32_t* idx = check ? s.picks.data() : nullptr;
       const size_t m = check ? s.picks.size() : e - b;
-      switch (a.storage) {
-        case Storage::f32:
-          k.dot_f32(q, reinterpret_cast<const float*>(a.codes.data()) + b * dim, idx, m, dim, s.scores.data());
-          break;
-        case Storage::f16:
-          k.dot_f16(q, reinterpret_cast<const uint16_t*>(a.codes.data()) + b * dim, idx, m, dim, s.scores.data());
-          break;
-        case Storage::i8:
-          k.dot_i8(quantised_query(q, dim, s), reinterpret_cast<const int8_t*>(a.codes.data()) + b * dim,
-                   idx, m, dim, s.int_scores.data());
-          for (size_t j = 0; j < m; ++j) s.scores[j] = float(s.int_scores[j]) * s.q8_scale;
-          break;
-      }
+      score_codes(q, a, b, idx, m, s);
+      // Most rows lose to the current k-th best: one compare each.
+      float threshold = sink.threshold();
       for (size_t j = 0; j < m; ++j) {
-        const size_t p = b + (idx ? idx[j] : j);
-        const uint32_t row = a.list_rows[p];
-        float sc = s.scores[j];
-        if (a.storage == Storage::i8) sc *= a.code_scales[p];
-        if (a.metric == Metric::l2) sc = 2 * sc - a.sqnorms[row];
-        sink.push(sc, seg, row);
+        if (!(s.scores[j] > threshold)) continue;
+        sink.push(s.scores[j], seg, a.list_rows[b + (idx ? idx[j] : j)]);
+        threshold = sink.threshold();
       }
     }
   }
   if (!plan.rerank) return;
   // Compact codes only nominate candidates; their order comes from f32.
-  std::vector<uint32_t> rows;
-  for (const Hit& h : approx.sorted()) rows.push_back(h.row);
-  score_rows(q, a, rows.data(), rows.size(), seg, top, s);
+  s.rerank_rows.clear();
+  for (const Hit& h : s.approx.sorted()) s.rerank_rows.push_back(h.row);
+  score_rows(q, a, s.rerank_rows.data(), s.rerank_rows.size(), seg, top, s);
 }
 
 }  // namespace

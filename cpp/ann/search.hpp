@@ -20,8 +20,10 @@ struct Scratch {
   std::vector<uint32_t> rows;
   const float* ranked_for = nullptr;  // centroids the ranking below belongs to
   std::vector<float> list_scores;
-  std::vector<uint32_t> list_order;
-  size_t ranked = 0;  // list_order[0, ranked) is sorted best first
+  std::vector<uint64_t> list_keys;  // (score, list) keys, see list_at()
+  size_t ranked = 0;                // list_keys[0, ranked) is sorted best first
+  TopK approx{1};                   // candidates from compact codes, before re-ranking
+  std::vector<uint32_t> rerank_rows;
 };
 
 // q is the query as searched (unit length for cos). Adds the segment's best

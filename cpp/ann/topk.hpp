@@ -47,6 +47,11 @@ class TopK {
     return out;
   }
   void clear() { heap_.clear(); }
+  void reset(size_t k) {
+    k_ = k;
+    heap_.clear();
+    heap_.reserve(k);
+  }
 
  private:
   static bool worse_first(const Hit& a, const Hit& b) { return a.score > b.score; }
