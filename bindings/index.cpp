@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "ann/index.hpp"
 #include "bindings/convert.hpp"
@@ -14,6 +15,14 @@ namespace engine::bind {
 using namespace engine::ann;
 
 namespace {
+
+// NaN or infinity would order results silently wrong: refuse them by row.
+void require_finite(const float* v, size_t rows, size_t dim, const char* name) {
+  for (size_t i = 0; i < rows * dim; ++i)
+    if (!std::isfinite(v[i]))
+      throw py::value_error(std::string(name) + ": row " + std::to_string(i / dim) +
+                            " contains NaN or infinity");
+}
 
 // Every array of a segment, by the name it is saved under.
 #define ENGINE_SEGMENT_ARRAYS(X)                                                           \
@@ -170,6 +179,7 @@ void bind_index(py::module_& m) {
              if (size_t(q.shape(1)) != self.options().dim)
                throw py::value_error("queries: expected dim " + std::to_string(self.options().dim));
              if (k == 0) throw py::value_error("k: must be a positive integer");
+             require_finite(q.data(), size_t(q.shape(0)), size_t(q.shape(1)), "queries");
              FilterSpec filter = make_filter(self, conditions, allow);
              const size_t nq = size_t(q.shape(0));
              py::array_t<int64_t> ids({py::ssize_t(nq), py::ssize_t(k)});

@@ -32,8 +32,15 @@ def as_count(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def as_matrix(obj: Any, dim: int, name: str) -> np.ndarray:
-    """A C-contiguous float32 (n, dim) array of finite values; 1-D means one row."""
+def as_matrix(obj: Any, dim: int, name: str, check_finite: bool = True) -> np.ndarray:
+    """A C-contiguous float32 (n, dim) array of finite values; 1-D means one row.
+
+    ``check_finite=False`` leaves the NaN / infinity check to the native call
+    (which makes it without a temporary array).
+    """
+    if (type(obj) is np.ndarray and obj.dtype == np.float32 and obj.flags.c_contiguous
+            and 1 <= obj.ndim <= 2 and obj.shape[-1] == dim and not check_finite):
+        return obj if obj.ndim == 2 else obj.reshape(1, dim)  # the per-request fast path
     if _is_arrow(obj):
         arr = _arrow.to_matrix(obj, name)
     else:
@@ -47,6 +54,8 @@ def as_matrix(obj: Any, dim: int, name: str) -> np.ndarray:
     if arr.shape[1] != dim:
         raise ValueError(f"{name}: expected {dim} columns (the index dim), got {arr.shape[1]}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not check_finite:
+        return arr
     finite = np.isfinite(arr).all(axis=1)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])

@@ -160,7 +160,7 @@ class VectorIndex:
         k = _validate.as_count(k, "k")
         threads = _validate.as_count(threads, "threads")
         nprobe = 0 if ef is None else _validate.as_count(ef, "ef")
-        q = _validate.as_matrix(queries, self.dim, "queries")
+        q = _validate.as_matrix(queries, self.dim, "queries", check_finite=False)
         conditions, allow = _validate.as_filter(filter, self._kinds)
         return self._native.search(q, k, conditions, allow, nprobe, bool(exact), threads)
 
