@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "simd/reduce_avx512.hpp"
+
 namespace engine::simd {
 namespace {  // internal linkage: each TU keeps its own instantiation
 
@@ -42,10 +44,7 @@ void dot_i8_with(const int8_t* q, const int8_t* base, const uint32_t* idx, size_
       a2 = step(a2, r2, full, tail);
       a3 = step(a3, r3, full, tail);
     }
-    out[i] = _mm512_reduce_add_epi32(a0);
-    out[i + 1] = _mm512_reduce_add_epi32(a1);
-    out[i + 2] = _mm512_reduce_add_epi32(a2);
-    out[i + 3] = _mm512_reduce_add_epi32(a3);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), reduce4_epi32(a0, a1, a2, a3));
   }
   for (; i < n; ++i) {
     const int8_t* r = row_at(i);

@@ -4,6 +4,7 @@
 
 #include "simd/dot_i8_avx512.hpp"
 #include "simd/kernels.hpp"
+#include "simd/reduce_avx512.hpp"
 
 namespace engine::simd {
 namespace {
@@ -52,10 +53,7 @@ void dot_rows(const float* q, size_t n, size_t dim, float* out, RowAt row_at) {
       a2 = _mm512_fmadd_ps(qv, L::tail(r2 + full, tail), a2);
       a3 = _mm512_fmadd_ps(qv, L::tail(r3 + full, tail), a3);
     }
-    out[i] = _mm512_reduce_add_ps(a0);
-    out[i + 1] = _mm512_reduce_add_ps(a1);
-    out[i + 2] = _mm512_reduce_add_ps(a2);
-    out[i + 3] = _mm512_reduce_add_ps(a3);
+    _mm_storeu_ps(out + i, reduce4_ps(a0, a1, a2, a3));
   }
   for (; i < n; ++i) {
     const typename L::T* r = row_at(i);
@@ -118,10 +116,9 @@ void dot_f32_multi(const float* queries, size_t nq, const float* rows, size_t n,
         a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q2 + full), rv, a2);
         a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q3 + full), rv, a3);
       }
-      out[j * n + i] = _mm512_reduce_add_ps(a0);
-      out[(j + 1) * n + i] = _mm512_reduce_add_ps(a1);
-      out[(j + 2) * n + i] = _mm512_reduce_add_ps(a2);
-      out[(j + 3) * n + i] = _mm512_reduce_add_ps(a3);
+      alignas(16) float sums[4];
+      _mm_store_ps(sums, reduce4_ps(a0, a1, a2, a3));
+      for (size_t g = 0; g < 4; ++g) out[(j + g) * n + i] = sums[g];
     }
   }
   for (; j < nq; ++j) dot_f32(queries + j * dim, rows, nullptr, n, dim, out + j * n);
