@@ -38,7 +38,7 @@ class _TensorInfo(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _crc(array: np.ndarray) -> int:
-    return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
+    return zlib.crc32(memoryview(np.ascontiguousarray(array).reshape(-1)).cast("B"))
 
 
 def write(path: str, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
@@ -73,7 +73,8 @@ def write(path: str, arrays: dict[str, np.ndarray], metadata: dict[str, str]) ->
             f.write(len(blob).to_bytes(8, "little"))
             f.write(blob)
             for name in names:
-                f.write(memoryview(arrays[name]).cast("B"))
+                if arrays[name].size:  # memoryview cannot cast an empty N-d view
+                    f.write(memoryview(arrays[name].reshape(-1)).cast("B"))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -147,6 +148,9 @@ def read(path: str, *, mmap: bool = True, verify: bool = True) -> tuple[dict[str
     for name, info in infos.items():
         dtype = np.dtype(_DTYPES[info.dtype])
         b, e = info.data_offsets
+        if e == b:  # frombuffer refuses an offset at the end of the buffer
+            arrays[name] = np.empty(info.shape, dtype)
+            continue
         a = np.frombuffer(data, dtype=dtype, count=(e - b) // dtype.itemsize, offset=start + b)
         if not a.flags.aligned:  # a file from another writer: copy rather than misread
             a = a.copy()

@@ -124,7 +124,7 @@ def as_attributes(obj: Any, n: int, columns: dict[str, str] | None) -> tuple[dic
         else:
             raise TypeError(f"{where}: expected integer or boolean values, got dtype {values.dtype}")
         block[i] = values
-    if columns is not None and columns and kinds != columns:
+    if columns is not None and kinds != columns:
         raise ValueError(
             f"attributes: the index has columns {columns}; this add gives {kinds or 'none'}"
         )

@@ -117,3 +117,19 @@ def test_foreign_files_are_refused(tmp_path):
 def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         engine.VectorIndex.load(tmp_path / "nope.idx")
+
+
+def test_safetensors_round_trip_of_empty_and_2d_arrays(tmp_path):
+    from engine import _safetensors
+
+    arrays = {"empty2d": np.zeros((0, 3), np.float32), "empty": np.zeros(0, np.uint8),
+              "m": np.arange(6, dtype=np.int64).reshape(2, 3)}
+    _safetensors.write(str(tmp_path / "t.safetensors"), dict(arrays), {"k": "v"})
+    for mmap in (True, False):
+        got, meta = _safetensors.read(str(tmp_path / "t.safetensors"), mmap=mmap)
+        assert meta == {"k": "v"}
+        for name, a in arrays.items():
+            assert got[name].shape == a.shape and np.array_equal(got[name], a)
+    only_empty = {"e": np.zeros((0,), np.float32)}
+    _safetensors.write(str(tmp_path / "e.safetensors"), only_empty, {})
+    assert _safetensors.read(str(tmp_path / "e.safetensors"))[0]["e"].shape == (0,)

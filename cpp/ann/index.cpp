@@ -253,35 +253,42 @@ void Index::search(const SearchRequest& req, const FilterSpec& filter, int64_t* 
     unit = unit_rows(req.queries, req.nq, dim, "queries");
     queries = unit.data();
   }
+  // Queries go through the segments in small batches, so batched kernels
+  // (exact scans) reuse each block of rows while it is in cache.
+  constexpr size_t kQueryBatch = 64;
   parallel_for(req.nq, req.threads, [&](size_t q0, size_t q1) {
     // Buffers live as long as the thread, so a request allocates nothing.
     thread_local Scratch scratch;
-    thread_local TopK top(1);
-    top.reset(k);
-    for (size_t qi = q0; qi < q1; ++qi) {
-      const float* q = queries + qi * dim;
-      top.clear();
-      new_query(scratch);
+    thread_local std::vector<TopK> tops;
+    for (size_t b0 = q0; b0 < q1; b0 += kQueryBatch) {
+      const size_t m = std::min(kQueryBatch, q1 - b0);
+      tops.resize(std::max(tops.size(), m), TopK(1));
+      for (size_t i = 0; i < m; ++i) tops[i].reset(k);
       for (size_t s = 0; s < snap->segments.size(); ++s)
-        search_segment(q, snap->segments[s], plans[s], uint32_t(s), top, scratch);
-      double qnorm = 0;
-      if (options_.metric == Metric::l2)
-        for (size_t d = 0; d < dim; ++d) qnorm += double(q[d]) * q[d];
-      const auto hits = top.sorted();
-      for (size_t j = 0; j < k; ++j) {
-        if (j < hits.size()) {
-          const Hit& h = hits[j];
-          out_ids[qi * k + j] = int64_t(snap->segments[h.segment].segment->arrays().ids[h.row]);
-          out_scores[qi * k + j] = options_.metric == Metric::l2
-                                       ? float(std::max(0.0, qnorm - double(h.score)))
-                                       : h.score;
-        } else {
-          out_ids[qi * k + j] = -1;
-          out_scores[qi * k + j] = std::numeric_limits<float>::quiet_NaN();
-        }
-      }
+        search_segment_batch(queries + b0 * dim, m, snap->segments[s], plans[s], uint32_t(s),
+                             tops.data(), scratch);
+      for (size_t i = 0; i < m; ++i) write_hits(*snap, tops[i], queries + (b0 + i) * dim, b0 + i, k, out_ids, out_scores);
     }
   });
+}
+
+void Index::write_hits(const Snapshot& snap, const TopK& top, const float* q, size_t qi, size_t k,
+                       int64_t* out_ids, float* out_scores) const {
+  double qnorm = 0;
+  if (options_.metric == Metric::l2)
+    for (size_t d = 0; d < options_.dim; ++d) qnorm += double(q[d]) * q[d];
+  const auto hits = top.sorted();
+  for (size_t j = 0; j < k; ++j) {
+    if (j < hits.size()) {
+      const Hit& h = hits[j];
+      out_ids[qi * k + j] = int64_t(snap.segments[h.segment].segment->arrays().ids[h.row]);
+      out_scores[qi * k + j] =
+          options_.metric == Metric::l2 ? float(std::max(0.0, qnorm - double(h.score))) : h.score;
+    } else {
+      out_ids[qi * k + j] = -1;
+      out_scores[qi * k + j] = std::numeric_limits<float>::quiet_NaN();
+    }
+  }
 }
 
 }  // namespace engine::ann

@@ -10,6 +10,7 @@
 
 #include "ann/filter.hpp"
 #include "ann/segment.hpp"
+#include "ann/topk.hpp"
 
 namespace engine::ann {
 
@@ -63,6 +64,9 @@ class Index {
 
  private:
   void publish(std::shared_ptr<const Snapshot> next);
+  // Query qi's hits as ids and reported scores (squared distances for l2).
+  void write_hits(const Snapshot& snap, const TopK& top, const float* q, size_t qi, size_t k,
+                  int64_t* out_ids, float* out_scores) const;
   std::shared_ptr<const Segment> merge(const std::vector<SegmentView>& parts, bool retrain,
                                        int threads) const;
   IndexOptions options_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <cstdlib>
 
 #include "simd/dispatch.hpp"
 
@@ -143,6 +144,11 @@ void score_codes(const float* q, const SegmentArrays& a, size_t b, const uint32_
     for (size_t j = 0; j < m; ++j) out[j] = 2 * out[j] - a.sqnorms[a.list_rows[b + (idx ? idx[j] : j)]];
 }
 
+int prefetch_lists() {
+  static int v = getenv("PF") ? atoi(getenv("PF")) : 0;
+  return v;
+}
+
 void walk_ivf(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t seg, TopK& top,
               Scratch& s) {
   const size_t n = a.rows();
@@ -158,6 +164,20 @@ void walk_ivf(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t
     const size_t p0 = a.list_offsets[list], p1 = a.list_offsets[list + size_t{1}];
     for (size_t b = p0; b < p1; b += kBlock) {
       const size_t e = std::min(p1, b + kBlock);
+      if (prefetch_lists()) {
+        // Hardware prefetchers stop at 4 KiB pages and lists are short,
+        // scattered streams: ask for the next block (of this list or the
+        // next one) while this block is scored.
+        size_t n0 = e, n1 = std::min(p1, e + kBlock);
+        if (n0 == p1 && li + 1 < a.nlist) {
+          const uint32_t next = list_at(q, a, li + 1, s);
+          n0 = a.list_offsets[next];
+          n1 = std::min<size_t>(a.list_offsets[next + size_t{1}], n0 + kBlock);
+        }
+        const size_t code_bytes = a.dim * storage_bytes(a.storage);
+        const char* c = reinterpret_cast<const char*>(a.codes.data());
+        for (size_t off = n0 * code_bytes; off < n1 * code_bytes; off += 64) __builtin_prefetch(c + off);
+      }
       // Positions relative to the block start, so the kernels index from it.
       s.picks.clear();
       if (check) {
@@ -186,7 +206,53 @@ void walk_ivf(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t
   score_rows(q, a, s.rerank_rows.data(), s.rerank_rows.size(), seg, top, s);
 }
 
+// Exact scan of many queries at once: each block of rows is scored against
+// the whole batch while it sits in cache.
+void scan_exact_batch(const float* queries, size_t nq, const SegmentArrays& a, const Plan& plan,
+                      uint32_t seg, TopK* tops, Scratch& s) {
+  constexpr size_t kRowBlock = 512;
+  const size_t dim = a.dim;
+  s.batch_scores.resize(nq * kRowBlock);
+  auto scan = [&](uint32_t r0, uint32_t r1) {
+    for (uint32_t b = r0; b < r1; b += uint32_t(kRowBlock)) {
+      const size_t m = std::min<size_t>(kRowBlock, r1 - b);
+      simd::active().dot_f32_multi(queries, nq, a.vectors.data() + size_t{b} * dim, m, dim,
+                                   s.batch_scores.data());
+      for (size_t qi = 0; qi < nq; ++qi) {
+        float* sc = s.batch_scores.data() + qi * m;
+        if (a.metric == Metric::l2)
+          for (size_t j = 0; j < m; ++j) sc[j] = 2 * sc[j] - a.sqnorms[b + j];
+        TopK& top = tops[qi];
+        float threshold = top.threshold();
+        for (size_t j = 0; j < m; ++j) {
+          if (!(sc[j] > threshold)) continue;
+          top.push(sc[j], seg, uint32_t(b + j));
+          threshold = top.threshold();
+        }
+      }
+    }
+  };
+  if (plan.all_rows)
+    scan(0, uint32_t(a.rows()));
+  else
+    for (auto [r0, r1] : plan.ranges) scan(r0, r1);
+}
+
 }  // namespace
+
+void search_segment_batch(const float* queries, size_t nq, const SegmentView& view, const Plan& plan,
+                          uint32_t segment_index, TopK* tops, Scratch& scratch) {
+  if (plan.nothing) return;
+  const SegmentArrays& a = view.segment->arrays();
+  if (nq > 1 && plan.exact && !has_checks(plan) && (plan.all_rows || !plan.ranges.empty())) {
+    scan_exact_batch(queries, nq, a, plan, segment_index, tops, scratch);
+    return;
+  }
+  for (size_t i = 0; i < nq; ++i) {
+    new_query(scratch);
+    search_segment(queries + i * a.dim, view, plan, segment_index, tops[i], scratch);
+  }
+}
 
 void search_segment(const float* q, const SegmentView& view, const Plan& plan, uint32_t segment_index,
                     TopK& top, Scratch& scratch) {

@@ -12,6 +12,7 @@ namespace engine::ann {
 // of the lists per query.
 struct Scratch {
   std::vector<float> scores;
+  std::vector<float> batch_scores;  // queries x rows of one block (batched exact scans)
   std::vector<int32_t> int_scores;
   std::vector<int8_t> q8;  // the query quantised for i8 codes
   float q8_scale = 0;
@@ -30,6 +31,11 @@ struct Scratch {
 // rows to `top` with exact scores (2<q,x> - |x|^2 for l2).
 void search_segment(const float* q, const SegmentView& view, const Plan& plan, uint32_t segment_index,
                     TopK& top, Scratch& scratch);
+
+// The same for nq queries (row-major, nq * dim), tops[i] collecting query i.
+// Exact scans score each block of rows against the whole batch.
+void search_segment_batch(const float* queries, size_t nq, const SegmentView& view, const Plan& plan,
+                          uint32_t segment_index, TopK* tops, Scratch& scratch);
 
 // Call before each new query so list rankings are not reused across queries.
 inline void new_query(Scratch& s) {

@@ -2,6 +2,8 @@
 // called only after dispatch has checked the CPU.
 #include <immintrin.h>
 
+#include <vector>
+
 #include "simd/dot_i8_avx512.hpp"
 #include "simd/kernels.hpp"
 #include "simd/reduce_avx512.hpp"
@@ -88,40 +90,42 @@ void dot_i8(const int8_t* q, const int8_t* base, const uint32_t* idx, size_t n, 
   });
 }
 
-// Four queries per pass over a row: the row is loaded once for all four.
+// Scores as a small matrix product: rows are packed 16 at a time in
+// dimension-major order, so one load feeds eight FMAs (one per query, the
+// query element broadcast) and sums need no horizontal reduction.
 void dot_f32_multi(const float* queries, size_t nq, const float* rows, size_t n, size_t dim,
                    float* out) {
-  const size_t full = dim - dim % W;
-  const __mmask16 tail = static_cast<__mmask16>((1u << (dim - full)) - 1u);
-  size_t j = 0;
-  for (; j + 4 <= nq; j += 4) {
-    const float* q0 = queries + j * dim;
-    const float* q1 = q0 + dim;
-    const float* q2 = q1 + dim;
-    const float* q3 = q2 + dim;
-    for (size_t i = 0; i < n; ++i) {
-      const float* r = rows + i * dim;
-      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-      for (size_t d = 0; d < full; d += W) {
-        const __m512 rv = _mm512_loadu_ps(r + d);
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q0 + d), rv, a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q1 + d), rv, a1);
-        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(q2 + d), rv, a2);
-        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(q3 + d), rv, a3);
+  constexpr size_t Q = 8;
+  thread_local std::vector<float> packed;
+  const size_t blocks = (n + W - 1) / W;
+  packed.assign(blocks * dim * W, 0.0f);
+  for (size_t r = 0; r < n; ++r) {
+    float* dst = packed.data() + (r / W) * dim * W + r % W;
+    const float* src = rows + r * dim;
+    for (size_t d = 0; d < dim; ++d) dst[d * W] = src[d];
+  }
+  for (size_t b = 0; b < blocks; ++b) {
+    const float* pb = packed.data() + b * dim * W;
+    const size_t r0 = b * W;
+    const __mmask16 keep = n - r0 >= W ? __mmask16(0xFFFF) : __mmask16((1u << (n - r0)) - 1u);
+    size_t j = 0;
+    for (; j + Q <= nq; j += Q) {
+      const float* q = queries + j * dim;
+      __m512 acc[Q];
+      for (size_t g = 0; g < Q; ++g) acc[g] = _mm512_setzero_ps();
+      for (size_t d = 0; d < dim; ++d) {
+        const __m512 v = _mm512_loadu_ps(pb + d * W);
+        for (size_t g = 0; g < Q; ++g) acc[g] = _mm512_fmadd_ps(_mm512_set1_ps(q[g * dim + d]), v, acc[g]);
       }
-      if (tail) {
-        const __m512 rv = _mm512_maskz_loadu_ps(tail, r + full);
-        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q0 + full), rv, a0);
-        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q1 + full), rv, a1);
-        a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q2 + full), rv, a2);
-        a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q3 + full), rv, a3);
-      }
-      alignas(16) float sums[4];
-      _mm_store_ps(sums, reduce4_ps(a0, a1, a2, a3));
-      for (size_t g = 0; g < 4; ++g) out[(j + g) * n + i] = sums[g];
+      for (size_t g = 0; g < Q; ++g) _mm512_mask_storeu_ps(out + (j + g) * n + r0, keep, acc[g]);
+    }
+    for (; j < nq; ++j) {
+      const float* q = queries + j * dim;
+      __m512 acc = _mm512_setzero_ps();
+      for (size_t d = 0; d < dim; ++d) acc = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_loadu_ps(pb + d * W), acc);
+      _mm512_mask_storeu_ps(out + j * n + r0, keep, acc);
     }
   }
-  for (; j < nq; ++j) dot_f32(queries + j * dim, rows, nullptr, n, dim, out + j * n);
 }
 
 void f32_to_f16(const float* in, uint16_t* out, size_t n) {
