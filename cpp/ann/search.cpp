@@ -32,18 +32,33 @@ bool has_checks(const Plan& plan) {
 }
 
 // Scores rows (indices into the row-order f32 originals) and offers them to top.
-void score_rows(const float* q, const SegmentArrays& a, const uint32_t* rows, size_t m,
-                uint32_t seg, TopK& top, Scratch& s) {
+// Offers scores[j] for row rows[j] (or first + j when rows is null) to top;
+// most rows lose to the current k-th best with one compare.
+void offer(const float* scores, const uint32_t* rows, uint32_t first, size_t m, uint32_t seg,
+           TopK& top) {
+  float threshold = top.threshold();
+  for (size_t j = 0; j < m; ++j) {
+    if (!(scores[j] > threshold)) continue;
+    top.push(scores[j], seg, rows ? rows[j] : first + uint32_t(j));
+    threshold = top.threshold();
+  }
+}
+
+// Exact scores of rows (indices into the f32 originals; contiguous from
+// `first` when rows is null) offered to top.
+void score_rows(const float* q, const SegmentArrays& a, const uint32_t* rows, uint32_t first,
+                size_t m, uint32_t seg, TopK& top, Scratch& s) {
   const auto& k = simd::active();
   s.scores.resize(kBlock);
   for (size_t i = 0; i < m; i += kBlock) {
     const size_t b = std::min(kBlock, m - i);
-    k.dot_f32(q, a.vectors.data(), rows + i, b, a.dim, s.scores.data());
-    for (size_t j = 0; j < b; ++j) {
-      const uint32_t r = rows[i + j];
-      const float sc = a.metric == Metric::l2 ? 2 * s.scores[j] - a.sqnorms[r] : s.scores[j];
-      top.push(sc, seg, r);
-    }
+    const uint32_t* idx = rows ? rows + i : nullptr;
+    const float* base = rows ? a.vectors.data() : a.vectors.data() + (size_t{first} + i) * a.dim;
+    k.dot_f32(q, base, idx, b, a.dim, s.scores.data());
+    if (a.metric == Metric::l2)
+      for (size_t j = 0; j < b; ++j)
+        s.scores[j] = 2 * s.scores[j] - a.sqnorms[idx ? idx[j] : first + i + j];
+    offer(s.scores.data(), idx, uint32_t(first + i), b, seg, top);
   }
 }
 
@@ -52,12 +67,13 @@ void scan_exact(const float* q, const SegmentArrays& a, const Plan& plan, uint32
   const size_t n = a.rows();
   const bool check = has_checks(plan);
   auto scan_range = [&](uint32_t r0, uint32_t r1) {
+    if (!check) return score_rows(q, a, nullptr, r0, r1 - r0, seg, top, s);
     for (uint32_t b = r0; b < r1; b += kBlock) {
       const uint32_t e = std::min<uint32_t>(r1, b + uint32_t(kBlock));
       s.rows.clear();
       for (uint32_t r = b; r < e; ++r)
-        if (!check || passes_checks(plan, a.attrs.data(), n, r, r)) s.rows.push_back(r);
-      score_rows(q, a, s.rows.data(), s.rows.size(), seg, top, s);
+        if (passes_checks(plan, a.attrs.data(), n, r, r)) s.rows.push_back(r);
+      score_rows(q, a, s.rows.data(), 0, s.rows.size(), seg, top, s);
     }
   };
   if (plan.all_rows) {
@@ -68,7 +84,7 @@ void scan_exact(const float* q, const SegmentArrays& a, const Plan& plan, uint32
     s.rows.clear();
     for (uint32_t r : plan.rows)
       if (!check || passes_checks(plan, a.attrs.data(), n, r, r)) s.rows.push_back(r);
-    score_rows(q, a, s.rows.data(), s.rows.size(), seg, top, s);
+    score_rows(q, a, s.rows.data(), 0, s.rows.size(), seg, top, s);
   }
 }
 
@@ -190,7 +206,6 @@ void walk_ivf(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t
       const uint32_t* idx = check ? s.picks.data() : nullptr;
       const size_t m = check ? s.picks.size() : e - b;
       score_codes(q, a, b, idx, m, s);
-      // Most rows lose to the current k-th best: one compare each.
       float threshold = sink.threshold();
       for (size_t j = 0; j < m; ++j) {
         if (!(s.scores[j] > threshold)) continue;
@@ -203,7 +218,7 @@ void walk_ivf(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t
   // Compact codes only nominate candidates; their order comes from f32.
   s.rerank_rows.clear();
   for (const Hit& h : s.approx.sorted()) s.rerank_rows.push_back(h.row);
-  score_rows(q, a, s.rerank_rows.data(), s.rerank_rows.size(), seg, top, s);
+  score_rows(q, a, s.rerank_rows.data(), 0, s.rerank_rows.size(), seg, top, s);
 }
 
 // Exact scan of many queries at once: each block of rows is scored against
@@ -222,13 +237,7 @@ void scan_exact_batch(const float* queries, size_t nq, const SegmentArrays& a, c
         float* sc = s.batch_scores.data() + qi * m;
         if (a.metric == Metric::l2)
           for (size_t j = 0; j < m; ++j) sc[j] = 2 * sc[j] - a.sqnorms[b + j];
-        TopK& top = tops[qi];
-        float threshold = top.threshold();
-        for (size_t j = 0; j < m; ++j) {
-          if (!(sc[j] > threshold)) continue;
-          top.push(sc[j], seg, uint32_t(b + j));
-          threshold = top.threshold();
-        }
+        offer(sc, nullptr, b, m, seg, tops[qi]);
       }
     }
   };
