@@ -1,0 +1,1 @@
+"""Benchmarks of rank-engine against peer libraries (see bench/README.md)."""

@@ -1,0 +1,1 @@
+"""Side-by-side ANN retrieval benchmark: ``python -m bench.ann.run``."""

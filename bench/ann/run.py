@@ -1,0 +1,170 @@
+"""Side-by-side ANN benchmark: rank-engine against FAISS, hnswlib and usearch.
+
+    python -m bench.ann.run                 # 1,000,000 x 64, 1,000 queries (10-30 min on 2 cores)
+    python -m bench.ann.run --quick         # 100,000 items, 200 queries, for smoke testing
+    python -m bench.ann.run --runtimes engine-f32,faiss-ivf-flat
+
+Writes bench/results/ann.md and ann_recall_qps.png (``--quick``: ann_quick.*),
+and the raw points as JSON next to them. Every library runs single-threaded,
+each in its own worker process (see worker.py); ground truth is exact and
+cached in bench/results/cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+
+from bench.ann import report
+from bench.ann.peers import RUNTIMES
+from bench.ann.workload import RESULTS_DIR, Params, load_workload
+
+ORDER = [
+    "engine-f32", "engine-f16", "engine-i8",
+    "faiss-ivf-flat", "faiss-ivf-sq8", "faiss-hnsw32", "hnswlib", "usearch-f32", "usearch-i8",
+    "postfilter-faiss-ivf-flat", "faiss-flat",
+]
+PEER_DISTRIBUTIONS = ("faiss-cpu", "hnswlib", "usearch", "numpy")
+CRASH_RETRY_WAIT_S = 60  # the native module may be rebuilt under us; one retry after a crash
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def system_info() -> dict:
+    from bench.ann.workload import import_engine
+
+    engine = import_engine()
+    versions = {}
+    for dist in PEER_DISTRIBUTIONS:
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            versions[dist] = None
+    info = {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "engine_version": engine.__version__,
+            "engine_build_info": engine.build_info(), "versions": versions}
+    try:
+        import faiss
+
+        info["faiss_compile_options"] = faiss.get_compile_options()
+    except ImportError:
+        pass
+    return info
+
+
+def run_worker(name: str, args, out_path: str) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "bench.ann.worker", "--runtime", name, "--n", str(args.n),
+           "--queries", str(args.queries), "--k", str(args.k), "--batch", str(args.batch),
+           "--budget", str(args.budget), "--min-queries", str(args.min_queries),
+           "--repeats", str(args.repeats), "--out", out_path]
+    for attempt in range(2):
+        if os.path.exists(out_path):
+            os.remove(out_path)
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, cwd=os.fspath(RESULTS_DIR.parents[1]))
+        if proc.returncode == 0 and os.path.exists(out_path):
+            with open(out_path) as f:
+                result = json.load(f)
+            result["wall_s"] = time.perf_counter() - start
+            return result
+        log(f"{name}: worker exited with {proc.returncode}"
+            + (f"; retrying in {CRASH_RETRY_WAIT_S} s" if attempt == 0 else ""))
+        if attempt == 0:
+            time.sleep(CRASH_RETRY_WAIT_S)
+    return {"runtime": name, "error": f"worker crashed (exit code {proc.returncode}) twice"}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="rank-engine ANN benchmark against peer libraries")
+    ap.add_argument("--n", type=int, default=None, help="catalogue rows (default 1,000,000)")
+    ap.add_argument("--queries", type=int, default=None, help="queries (default 1,000)")
+    ap.add_argument("--quick", action="store_true", help="100,000 rows, 200 queries, short budgets")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=1000, help="the large batch size")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="seconds per batch-1 point before it stops early (default 5; quick 1)")
+    ap.add_argument("--min-queries", type=int, default=100,
+                    help="queries a batch-1 point runs before it may stop early")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="timed runs per point, the fastest counts (default 3; quick 1)")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="workers at once (default 1; quick 2: smoke test, timings disturbed)")
+    ap.add_argument("--runtimes", default=",".join(ORDER),
+                    help=f"comma-separated subset of: {', '.join(ORDER)}")
+    ap.add_argument("--name", default=None, help="output name (default ann, quick: ann_quick)")
+    args = ap.parse_args(argv)
+    args.n = args.n or (100_000 if args.quick else 1_000_000)
+    args.queries = args.queries or (200 if args.quick else 1000)
+    args.budget = args.budget or (1.0 if args.quick else 5.0)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    args.jobs = args.jobs or (2 if args.quick else 1)
+    if args.quick:
+        args.min_queries = min(args.min_queries, 50)
+    name = args.name or ("ann_quick" if args.quick else "ann")
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    unknown = [r for r in runtimes if r not in RUNTIMES]
+    if unknown:
+        ap.error(f"unknown runtimes {unknown}; choose from {ORDER}")
+
+    started = time.perf_counter()
+    started_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = "python -m bench.ann.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    params = Params(n=args.n, n_queries=args.queries, k=args.k)
+    log(f"workload: {params.key}")
+    wl = load_workload(params, log=log)
+    info = system_info()
+    log(f"CPU {info['cpu']}; engine simd={info['engine_build_info']['simd']}")
+
+    (RESULTS_DIR / "cache").mkdir(parents=True, exist_ok=True)
+
+    def one(rt: str) -> dict:
+        log(f"--- {rt}")
+        result = run_worker(rt, args, os.fspath(RESULTS_DIR / "cache" / f"{name}-{rt}.json"))
+        if "skipped" in result or "error" in result:
+            log(f"{rt}: {result.get('skipped') or result.get('error')}")
+        return result
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(one, runtimes))
+
+    doc = {
+        "command": command.strip(), "started_at": started_at,
+        "elapsed_s": time.perf_counter() - started, "system": info,
+        "workload": report.describe_workload(wl), "settings": {
+            "k": args.k, "batch": min(args.batch, args.queries), "budget_s": args.budget,
+            "min_queries": args.min_queries, "threads": 1, "repeats": args.repeats,
+            "jobs": args.jobs},
+        "results": results,
+    }
+    json_path = RESULTS_DIR / f"{name}.json"
+    with open(json_path, "w") as f:
+        json.dump(doc, f, indent=1)
+    md_path, png_path = report.write(doc, RESULTS_DIR, name)
+    log(f"wrote {md_path}, {png_path} and {json_path.name} in {doc['elapsed_s'] / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
