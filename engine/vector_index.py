@@ -17,7 +17,7 @@ class VectorIndex:
     """Nearest-neighbour search over item vectors with attribute filters.
 
     Rows live in immutable segments. Each large segment is partitioned into
-    IVF lists (k-means, about ``2 * sqrt(n)`` of them) whose vectors are stored
+    IVF lists (k-means, about ``4 * sqrt(n)`` of them) whose vectors are stored
     as ``storage`` codes; the f32 originals are kept, sorted by the attribute
     with the most distinct values (e.g. ``merchant_id``), for exact scans and
     to re-rank f16 / i8 candidates. The number of lists probed is calibrated

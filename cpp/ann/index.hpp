@@ -18,7 +18,7 @@ struct IndexOptions {
   uint32_t dim = 0;
   Metric metric = Metric::ip;
   Storage storage = Storage::f32;
-  size_t nlist = 0;             // 0: about 2 * sqrt(rows) for the first IVF build
+  size_t nlist = 0;             // 0: about 4 * sqrt(rows) for the first IVF build
   size_t min_ivf_rows = 20000;  // segments below this are scanned exactly
   uint64_t seed = 0;
 };

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <cstdlib>
 
+#include "ann/quantise.hpp"
 #include "simd/dispatch.hpp"
 
 namespace engine::ann {
@@ -88,47 +88,66 @@ void scan_exact(const float* q, const SegmentArrays& a, const Plan& plan, uint32
   }
 }
 
-// Lists ranked best first, sorted lazily: a filtered walk may need more than
-// nprobe. Keys pack (score, list) into one integer so ranking compares
-// integers, best first, ties by list id.
-uint32_t list_at(const float* q, const SegmentArrays& a, size_t i, Scratch& s) {
-  const size_t nlist = a.nlist;
+// The query quantised like the codes: the integer dot product times both
+// scales approximates <q, x>; f32 re-ranking fixes the order.
+const int8_t* quantised_query(const float* q, size_t dim, Scratch& s) {
+  if (s.q8_for == q) return s.q8.data();
+  s.q8.resize(dim);
+  s.q8_scale = quantise_i8(q, dim, s.q8.data());
+  s.q8_for = q;
+  return s.q8.data();
+}
+
+// Keys pack (score, list) into one integer so that ascending order is best
+// score first, ties by list id.
+uint64_t list_key(float score, uint32_t list) {
+  uint32_t bits;
+  std::memcpy(&bits, &score, sizeof bits);
+  bits = (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;  // ascending as floats
+  return (uint64_t{~bits} << 32) | list;
+}
+
+// The i-th list to probe. Two stages: int8 centroid codes rank every list
+// approximately; the best max(64, 4 * hint) are re-scored in f32 and sorted
+// exactly. A filtered walk that goes further continues in approximate order.
+uint32_t list_at(const float* q, const Segment& seg, size_t i, size_t hint, Scratch& s) {
+  const SegmentArrays& a = seg.arrays();
+  const size_t nlist = a.nlist, dim = a.dim;
+  const auto& k = simd::active();
   if (s.ranked_for != a.centroids.data()) {
     s.ranked_for = a.centroids.data();
-    s.list_scores.resize(nlist);
-    simd::active().dot_f32(q, a.centroids.data(), nullptr, nlist, a.dim, s.list_scores.data());
+    s.list_int_scores.resize(nlist);
+    k.dot_i8(quantised_query(q, dim, s), seg.centroid_codes().data(), nullptr, nlist, dim,
+             s.list_int_scores.data());
     s.list_keys.resize(nlist);
+    const float* cs = seg.centroid_code_scales().data();
     for (size_t c = 0; c < nlist; ++c) {
-      float sc = s.list_scores[c];
+      float sc = float(s.list_int_scores[c]) * s.q8_scale * cs[c];
       if (a.metric == Metric::l2) sc = 2 * sc - a.centroid_sqnorms[c];
-      uint32_t bits;
-      std::memcpy(&bits, &sc, sizeof bits);
-      bits = (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;  // ascending as floats
-      s.list_keys[c] = (uint64_t{~bits} << 32) | c;                 // ascending = best first
+      s.list_keys[c] = list_key(sc, uint32_t(c));
     }
-    s.ranked = 0;
+    const size_t exact = std::min(nlist, std::max<size_t>(64, 4 * hint));
+    auto b = s.list_keys.begin();
+    std::partial_sort(b, b + exact, s.list_keys.end());
+    s.list_picks.resize(exact);
+    for (size_t j = 0; j < exact; ++j) s.list_picks[j] = uint32_t(s.list_keys[j]);
+    s.list_scores.resize(exact);
+    k.dot_f32(q, a.centroids.data(), s.list_picks.data(), exact, dim, s.list_scores.data());
+    for (size_t j = 0; j < exact; ++j) {
+      float sc = s.list_scores[j];
+      if (a.metric == Metric::l2) sc = 2 * sc - a.centroid_sqnorms[s.list_picks[j]];
+      s.list_keys[j] = list_key(sc, s.list_picks[j]);
+    }
+    std::sort(b, b + exact);
+    s.ranked = exact;
   }
   if (i >= s.ranked) {
-    const size_t upto = std::min(nlist, std::max<size_t>(2 * s.ranked, std::max<size_t>(i + 1, 16)));
+    const size_t upto = std::min(nlist, std::max(2 * s.ranked, i + 1));
     auto b = s.list_keys.begin();
     std::partial_sort(b + s.ranked, b + upto, s.list_keys.end());
     s.ranked = upto;
   }
   return uint32_t(s.list_keys[i]);
-}
-
-// Symmetric int8 quantisation of the query, like the codes: the integer dot
-// product times both scales approximates <q, x>; f32 re-ranking fixes the order.
-const int8_t* quantised_query(const float* q, size_t dim, Scratch& s) {
-  if (s.q8_for == q) return s.q8.data();
-  float mx = 0;
-  for (size_t d = 0; d < dim; ++d) mx = std::max(mx, std::fabs(q[d]));
-  s.q8.resize(dim);
-  const float inv = mx > 0 ? 127.0f / mx : 0.0f;
-  for (size_t d = 0; d < dim; ++d) s.q8[d] = int8_t(std::lrint(q[d] * inv));
-  s.q8_scale = mx / 127.0f;
-  s.q8_for = q;
-  return s.q8.data();
 }
 
 // Approximate scores of list positions b + (idx ? idx[j] : j), j < m.
@@ -160,13 +179,9 @@ void score_codes(const float* q, const SegmentArrays& a, size_t b, const uint32_
     for (size_t j = 0; j < m; ++j) out[j] = 2 * out[j] - a.sqnorms[a.list_rows[b + (idx ? idx[j] : j)]];
 }
 
-int prefetch_lists() {
-  static int v = getenv("PF") ? atoi(getenv("PF")) : 0;
-  return v;
-}
-
-void walk_ivf(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t seg, TopK& top,
+void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t seg, TopK& top,
               Scratch& s) {
+  const SegmentArrays& a = segment.arrays();
   const size_t n = a.rows();
   const bool check = has_checks(plan);
   s.approx.reset(plan.rerank ? plan.rerank : 1);
@@ -176,24 +191,10 @@ void walk_ivf(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t
   s.int_scores.resize(kBlock);
   for (size_t li = 0; li < a.nlist; ++li) {
     if (li >= plan.nprobe && (!check || matches >= plan.target_matches)) break;
-    const uint32_t list = list_at(q, a, li, s);
+    const uint32_t list = list_at(q, segment, li, plan.nprobe, s);
     const size_t p0 = a.list_offsets[list], p1 = a.list_offsets[list + size_t{1}];
     for (size_t b = p0; b < p1; b += kBlock) {
       const size_t e = std::min(p1, b + kBlock);
-      if (prefetch_lists()) {
-        // Hardware prefetchers stop at 4 KiB pages and lists are short,
-        // scattered streams: ask for the next block (of this list or the
-        // next one) while this block is scored.
-        size_t n0 = e, n1 = std::min(p1, e + kBlock);
-        if (n0 == p1 && li + 1 < a.nlist) {
-          const uint32_t next = list_at(q, a, li + 1, s);
-          n0 = a.list_offsets[next];
-          n1 = std::min<size_t>(a.list_offsets[next + size_t{1}], n0 + kBlock);
-        }
-        const size_t code_bytes = a.dim * storage_bytes(a.storage);
-        const char* c = reinterpret_cast<const char*>(a.codes.data());
-        for (size_t off = n0 * code_bytes; off < n1 * code_bytes; off += 64) __builtin_prefetch(c + off);
-      }
       // Positions relative to the block start, so the kernels index from it.
       s.picks.clear();
       if (check) {
@@ -270,7 +271,7 @@ void search_segment(const float* q, const SegmentView& view, const Plan& plan, u
   if (plan.exact)
     scan_exact(q, a, plan, segment_index, top, scratch);
   else
-    walk_ivf(q, a, plan, segment_index, top, scratch);
+    walk_ivf(q, *view.segment, plan, segment_index, top, scratch);
 }
 
 }  // namespace engine::ann

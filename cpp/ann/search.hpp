@@ -20,6 +20,8 @@ struct Scratch {
   std::vector<uint32_t> picks;
   std::vector<uint32_t> rows;
   const float* ranked_for = nullptr;  // centroids the ranking below belongs to
+  std::vector<int32_t> list_int_scores;
+  std::vector<uint32_t> list_picks;
   std::vector<float> list_scores;
   std::vector<uint64_t> list_keys;  // (score, list) keys, see list_at()
   size_t ranked = 0;                // list_keys[0, ranked) is sorted best first

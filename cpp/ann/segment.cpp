@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ann/quantise.hpp"
+
 #include "common/errors.hpp"
 
 namespace engine::ann {
@@ -104,6 +106,14 @@ void validate(const SegmentArrays& a) {
 }
 
 }  // namespace
+
+Segment::Segment(SegmentArrays arrays) : a_(std::move(arrays)) {
+  const size_t dim = a_.dim;
+  centroid_codes_.resize(size_t{a_.nlist} * dim);
+  centroid_code_scales_.resize(a_.nlist);
+  for (size_t c = 0; c < a_.nlist; ++c)
+    centroid_code_scales_[c] = quantise_i8(a_.centroids.data() + c * dim, dim, centroid_codes_.data() + c * dim);
+}
 
 std::shared_ptr<const Segment> Segment::from_arrays(SegmentArrays arrays) {
   validate(arrays);

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "ann/kmeans.hpp"
+#include "ann/quantise.hpp"
 #include "common/errors.hpp"
 #include "common/parallel.hpp"
 #include "simd/dispatch.hpp"
@@ -115,7 +116,7 @@ void build_ivf(SegmentArrays& a, const BuildInput& in, const std::vector<uint32_
     a.centroid_sqnorms = src.centroid_sqnorms;
     a.default_nprobe = src.default_nprobe;
   } else {
-    size_t nlist = in.nlist ? in.nlist : size_t(std::lround(2.0 * std::sqrt(double(n))));
+    size_t nlist = in.nlist ? in.nlist : size_t(std::lround(4.0 * std::sqrt(double(n))));
     nlist = std::clamp<size_t>(nlist, 1, n);
     auto cent = train_centroids(a.vectors.data(), n, dim, nlist, spherical, 10, in.seed, in.threads);
     std::vector<float> cnorm(nlist);
@@ -167,12 +168,7 @@ void build_ivf(SegmentArrays& a, const BuildInput& in, const std::vector<uint32_
       } else if (a.storage == Storage::f16) {
         k.f32_to_f16(v, reinterpret_cast<uint16_t*>(dst), dim);
       } else {
-        float mx = 0;
-        for (size_t d = 0; d < dim; ++d) mx = std::max(mx, std::fabs(v[d]));
-        const float scale = mx / 127.0f;
-        scales[p] = scale;
-        for (size_t d = 0; d < dim; ++d)
-          dst[d] = uint8_t(int8_t(scale > 0 ? std::lrint(v[d] / scale) : 0));
+        scales[p] = quantise_i8(v, dim, reinterpret_cast<int8_t*>(dst));
       }
     }
   });

@@ -18,7 +18,7 @@ struct BuildInput {
   uint32_t n_columns = 0;
   const int64_t* attrs = nullptr;  // n_columns * n, column-major
 
-  size_t nlist = 0;              // 0: about 2 * sqrt(n)
+  size_t nlist = 0;              // 0: about 4 * sqrt(n)
   size_t min_ivf_rows = 20000;   // smaller segments are scanned exactly
   // Reuse these centroids (and their calibrated nprobe) instead of training.
   std::shared_ptr<const Segment> centroid_source;
