@@ -32,14 +32,14 @@ bool has_checks(const Plan& plan) {
 }
 
 // Scores rows (indices into the row-order f32 originals) and offers them to top.
-// Offers scores[j] for row rows[j] (or first + j when rows is null) to top;
-// most rows lose to the current k-th best with one compare.
+// Offers scores[j] for row first + (rows ? rows[j] : j) to top; most rows
+// lose to the current k-th best with one compare.
 void offer(const float* scores, const uint32_t* rows, uint32_t first, size_t m, uint32_t seg,
            TopK& top) {
   float threshold = top.threshold();
   for (size_t j = 0; j < m; ++j) {
     if (!(scores[j] > threshold)) continue;
-    top.push(scores[j], seg, rows ? rows[j] : first + uint32_t(j));
+    top.push(scores[j], seg, first + (rows ? rows[j] : uint32_t(j)));
     threshold = top.threshold();
   }
 }
@@ -58,7 +58,7 @@ void score_rows(const float* q, const SegmentArrays& a, const uint32_t* rows, ui
     if (a.metric == Metric::l2)
       for (size_t j = 0; j < b; ++j)
         s.scores[j] = 2 * s.scores[j] - a.sqnorms[idx ? idx[j] : first + i + j];
-    offer(s.scores.data(), idx, uint32_t(first + i), b, seg, top);
+    offer(s.scores.data(), idx, idx ? 0 : uint32_t(first + i), b, seg, top);
   }
 }
 
@@ -88,14 +88,27 @@ void scan_exact(const float* q, const SegmentArrays& a, const Plan& plan, uint32
   }
 }
 
-// The query quantised like the codes: the integer dot product times both
-// scales approximates <q, x>; f32 re-ranking fixes the order.
+// The query quantised like the centroid codes: the integer dot product
+// times both scales approximates <q, c>.
 const int8_t* quantised_query(const float* q, size_t dim, Scratch& s) {
   if (s.q8_for == q) return s.q8.data();
   s.q8.resize(dim);
   s.q8_scale = quantise_i8(q, dim, s.q8.data());
   s.q8_for = q;
   return s.q8.data();
+}
+
+// The query with the lists' per-dimension scales folded in, quantised:
+// int dot(q', code) * scale approximates <q, x>. Cached per scale vector.
+const int8_t* query_for_codes(const float* q, const SegmentArrays& a, Scratch& s) {
+  if (s.qc_for == a.code_scales.data() && s.qc_query == q) return s.qc.data();
+  s.qc_tmp.resize(a.dim);
+  for (size_t d = 0; d < a.dim; ++d) s.qc_tmp[d] = q[d] * a.code_scales[d];
+  s.qc.resize(a.dim);
+  s.qc_scale = quantise_i8(s.qc_tmp.data(), a.dim, s.qc.data());
+  s.qc_for = a.code_scales.data();
+  s.qc_query = q;
+  return s.qc.data();
 }
 
 // Keys pack (score, list) into one integer so that ascending order is best
@@ -164,14 +177,10 @@ void score_codes(const float* q, const SegmentArrays& a, size_t b, const uint32_
       k.dot_f16(q, reinterpret_cast<const uint16_t*>(a.codes.data()) + b * dim, idx, m, dim, out);
       break;
     case Storage::i8: {
-      k.dot_i8(quantised_query(q, dim, s), reinterpret_cast<const int8_t*>(a.codes.data()) + b * dim,
+      k.dot_i8(query_for_codes(q, a, s), reinterpret_cast<const int8_t*>(a.codes.data()) + b * dim,
                idx, m, dim, s.int_scores.data());
-      const float* scales = a.code_scales.data() + b;
-      const float qs = s.q8_scale;
-      if (idx)
-        for (size_t j = 0; j < m; ++j) out[j] = float(s.int_scores[j]) * qs * scales[idx[j]];
-      else
-        for (size_t j = 0; j < m; ++j) out[j] = float(s.int_scores[j]) * qs * scales[j];
+      const float scale = s.qc_scale;
+      for (size_t j = 0; j < m; ++j) out[j] = float(s.int_scores[j]) * scale;
       break;
     }
   }
@@ -184,8 +193,7 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
   const SegmentArrays& a = segment.arrays();
   const size_t n = a.rows();
   const bool check = has_checks(plan);
-  s.approx.reset(plan.rerank ? plan.rerank : 1);
-  TopK& sink = plan.rerank ? s.approx : top;
+  s.approx.reset(plan.rerank ? plan.rerank : top.capacity());
   size_t matches = 0;
   s.scores.resize(kBlock);
   s.int_scores.resize(kBlock);
@@ -207,18 +215,19 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
       const uint32_t* idx = check ? s.picks.data() : nullptr;
       const size_t m = check ? s.picks.size() : e - b;
       score_codes(q, a, b, idx, m, s);
-      float threshold = sink.threshold();
-      for (size_t j = 0; j < m; ++j) {
-        if (!(s.scores[j] > threshold)) continue;
-        sink.push(s.scores[j], seg, a.list_rows[b + (idx ? idx[j] : j)]);
-        threshold = sink.threshold();
-      }
+      // Candidates are kept as list positions; rows are looked up only for
+      // the few that survive (list_rows would be one more stream per list).
+      offer(s.scores.data(), idx, uint32_t(b), m, seg, s.approx);
     }
   }
-  if (!plan.rerank) return;
+  const auto candidates = s.approx.sorted();
+  if (!plan.rerank) {
+    for (const Hit& h : candidates) top.push(h.score, seg, a.list_rows[h.row]);
+    return;
+  }
   // Compact codes only nominate candidates; their order comes from f32.
   s.rerank_rows.clear();
-  for (const Hit& h : s.approx.sorted()) s.rerank_rows.push_back(h.row);
+  for (const Hit& h : candidates) s.rerank_rows.push_back(a.list_rows[h.row]);
   score_rows(q, a, s.rerank_rows.data(), 0, s.rerank_rows.size(), seg, top, s);
 }
 

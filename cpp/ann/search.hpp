@@ -14,9 +14,14 @@ struct Scratch {
   std::vector<float> scores;
   std::vector<float> batch_scores;  // queries x rows of one block (batched exact scans)
   std::vector<int32_t> int_scores;
-  std::vector<int8_t> q8;  // the query quantised for i8 codes
+  std::vector<int8_t> q8;  // the query quantised for the centroid codes
   float q8_scale = 0;
   const float* q8_for = nullptr;
+  std::vector<float> qc_tmp;  // the query scaled per dimension for i8 list codes
+  std::vector<int8_t> qc;
+  float qc_scale = 0;
+  const float* qc_for = nullptr;    // the scales it was made for
+  const float* qc_query = nullptr;  // and the query
   std::vector<uint32_t> picks;
   std::vector<uint32_t> rows;
   const float* ranked_for = nullptr;  // centroids the ranking below belongs to
@@ -43,6 +48,7 @@ void search_segment_batch(const float* queries, size_t nq, const SegmentView& vi
 inline void new_query(Scratch& s) {
   s.ranked_for = nullptr;
   s.q8_for = nullptr;
+  s.qc_query = nullptr;
 }
 
 }  // namespace engine::ann

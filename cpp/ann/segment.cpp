@@ -97,7 +97,9 @@ void validate(const SegmentArrays& a) {
   require_size(a.list_rows, n, "list_rows");
   require_permutation(a.list_rows.data(), n, "list_rows");
   require_size(a.codes, n * dim * storage_bytes(a.storage), "codes");
-  require_size(a.code_scales, a.storage == Storage::i8 ? n : 0, "code_scales");
+  require_size(a.code_scales, a.storage == Storage::i8 ? dim : 0, "code_scales");
+  for (size_t d = 0; d < a.code_scales.size(); ++d)
+    require(std::isfinite(a.code_scales[d]) && a.code_scales[d] >= 0, "code_scales: invalid value");
   require_size(a.list_attrs, cols * n, "list_attrs");
   for (size_t c = 0; c < cols; ++c)
     for (size_t p = 0; p < n; ++p)

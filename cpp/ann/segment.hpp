@@ -42,7 +42,7 @@ struct SegmentArrays {
   Array<uint64_t> list_offsets; // [nlist + 1]
   Array<uint32_t> list_rows;    // [n] list position -> row
   Array<uint8_t> codes;         // [n * dim * storage_bytes], list order
-  Array<float> code_scales;     // [n] (i8 only), list order
+  Array<float> code_scales;     // [dim] (i8 only): x[d] ~ code[d] * code_scales[d]
   Array<int64_t> list_attrs;    // [n_columns * n], column-major, list order
 
   size_t rows() const { return ids.size(); }

@@ -6,7 +6,6 @@
 #include <random>
 
 #include "ann/kmeans.hpp"
-#include "ann/quantise.hpp"
 #include "common/errors.hpp"
 #include "common/parallel.hpp"
 #include "simd/dispatch.hpp"
@@ -158,7 +157,18 @@ void build_ivf(SegmentArrays& a, const BuildInput& in, const std::vector<uint32_
 
   const size_t bytes = storage_bytes(a.storage);
   std::vector<uint8_t> codes(n * dim * bytes);
-  std::vector<float> scales(a.storage == Storage::i8 ? n : 0);
+  // i8: one scale per dimension (its largest magnitude / 127), folded into
+  // the query at search time, so a row is exactly its 64 code bytes.
+  std::vector<float> scales(a.storage == Storage::i8 ? dim : 0);
+  std::vector<float> inv(scales.size());
+  if (a.storage == Storage::i8) {
+    for (size_t i = 0; i < n * dim; ++i)
+      scales[i % dim] = std::max(scales[i % dim], std::fabs(a.vectors[i]));
+    for (size_t d = 0; d < dim; ++d) {
+      scales[d] /= 127.0f;
+      inv[d] = scales[d] > 0 ? 1.0f / scales[d] : 0.0f;
+    }
+  }
   parallel_for(n, in.threads, [&](size_t p0, size_t p1) {
     for (size_t p = p0; p < p1; ++p) {
       const float* v = a.vectors.data() + size_t{list_rows[p]} * dim;
@@ -168,7 +178,9 @@ void build_ivf(SegmentArrays& a, const BuildInput& in, const std::vector<uint32_
       } else if (a.storage == Storage::f16) {
         k.f32_to_f16(v, reinterpret_cast<uint16_t*>(dst), dim);
       } else {
-        scales[p] = quantise_i8(v, dim, reinterpret_cast<int8_t*>(dst));
+        auto* code = reinterpret_cast<int8_t*>(dst);
+        for (size_t d = 0; d < dim; ++d)
+          code[d] = int8_t(std::clamp<long>(std::lrint(v[d] * inv[d]), -127, 127));
       }
     }
   });

@@ -23,6 +23,7 @@ class TopK {
     return heap_.size() < k_ ? -std::numeric_limits<float>::infinity() : heap_.front().score;
   }
   bool full() const { return heap_.size() >= k_; }
+  size_t capacity() const { return k_; }
   size_t size() const { return heap_.size(); }
 
   void push(float score, uint32_t segment, uint32_t row) {
