@@ -154,15 +154,30 @@ def as_filter(
 
 
 def _filter_values(key: str, value: Any, kind: str) -> np.ndarray:
-    values = list(value) if isinstance(value, (list, tuple, set, frozenset, np.ndarray)) else [value]
-    out = np.empty(len(values), dtype=np.int64)
-    for i, v in enumerate(values):
-        is_bool = isinstance(v, (bool, np.bool_))
-        if kind == "bool" and not is_bool:
-            raise TypeError(f"filter[{key!r}]: attribute is boolean, got {v!r}")
-        if kind == "int" and (is_bool or not isinstance(v, numbers.Integral)):
-            raise TypeError(f"filter[{key!r}]: attribute is integer, got {v!r}")
-        if not is_bool and not (-(2**63) <= int(v) <= MAX_ID):
-            raise ValueError(f"filter[{key!r}]: value {v} does not fit in int64")
-        out[i] = int(v)
-    return out
+    """Filter values as int64, checked in one vectorised pass (store pages may
+    pass thousands of merchant ids)."""
+    where = f"filter[{key!r}]"
+    if isinstance(value, (set, frozenset)):
+        value = list(value)
+    arr = np.asarray(value)
+    if arr.ndim > 1:
+        raise ValueError(f"{where}: expected a value or a 1-D list of values")
+    arr = arr.reshape(-1)
+    if arr.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if kind == "bool":
+        if arr.dtype.kind != "b":
+            raise TypeError(f"{where}: attribute is boolean, got {arr.reshape(-1)[0]!r}")
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "O":  # Python ints beyond 64 bits, or mixed types
+        for v in arr:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{where}: attribute is integer, got {v!r}")
+            if not -(2**63) <= int(v) <= MAX_ID:
+                raise ValueError(f"{where}: value {v} does not fit in int64")
+        raise TypeError(f"{where}: expected integer values")
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{where}: attribute is integer, got {arr[0]!r} ({arr.dtype})")
+    if arr.dtype == np.uint64 and arr.max() > MAX_ID:
+        raise ValueError(f"{where}: value {int(arr.max())} does not fit in int64")
+    return arr.astype(np.int64)

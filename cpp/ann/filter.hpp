@@ -1,5 +1,6 @@
 // What a caller restricts a search to, and how one segment will honour it.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -13,6 +14,20 @@ namespace engine::ann {
 struct Condition {
   uint32_t column = 0;
   std::vector<int64_t> values;
+  // Large sets over a compact range (thousands of merchant ids) are also
+  // held as a bitmap over [lo, lo + 64 * bits.size()) for O(1) membership.
+  int64_t lo = 0;
+  std::vector<uint64_t> bits;
+
+  void prepare();  // call after values is set
+  bool contains(int64_t v) const {
+    if (!bits.empty()) {
+      const uint64_t o = uint64_t(v) - uint64_t(lo);  // wraps for v < lo
+      return o < 64 * bits.size() && ((bits[o >> 6] >> (o & 63)) & 1u);
+    }
+    if (values.size() <= 8) return std::find(values.begin(), values.end(), v) != values.end();
+    return std::binary_search(values.begin(), values.end(), v);
+  }
 };
 
 // All conditions AND the allow-list (when has_allow).
@@ -27,6 +42,8 @@ struct FilterSpec {
 struct SegmentView {
   std::shared_ptr<const Segment> segment;
   std::shared_ptr<const std::vector<uint64_t>> dead;  // bit per row; null when none
+  // The same bits in list order (IVF segments), for the list walk.
+  std::shared_ptr<const std::vector<uint64_t>> dead_pos;
   size_t live = 0;
 };
 
@@ -44,11 +61,15 @@ struct Plan {
   std::vector<uint32_t> rows;
   // Conditions still to check per row (in the IVF walk: all of them).
   std::vector<const Condition*> checks;
-  std::vector<uint64_t> allow_bits;  // allow-list as a row bitset (IVF walk only)
-  const uint64_t* dead = nullptr;
+  std::vector<uint64_t> allow_bits;  // allow-list as a bitset: by row (exact), by position (walk)
+  const uint64_t* dead = nullptr;    // by row (exact) or by list position (walk)
   uint32_t nprobe = 0;          // lists to probe at least
   size_t target_matches = 0;    // matching rows to see before stopping (filtered walk)
   size_t rerank = 0;            // approximate candidates re-scored in f32 (0: none)
+  double selectivity = 1.0;     // estimated share of live rows that match
+  // Most rows match: score every row and check the filter only for rows that
+  // beat the current k-th best, instead of checking every row first.
+  bool check_late = false;
 };
 
 Plan make_plan(const SegmentView& view, const FilterSpec& filter, size_t k, uint32_t nprobe,

@@ -156,7 +156,7 @@ void Index::add(const uint64_t* ids, size_t n, const float* vectors,
 
   auto next = std::make_shared<Snapshot>(*snap);
   next->columns = columns;
-  next->segments.push_back({build_segment(in), nullptr, n});
+  next->segments.push_back({build_segment(in), nullptr, nullptr, n});
   // Merge while the newest segment is at least half its predecessor: the
   // segment count stays logarithmic and each row is copied O(log n) times.
   auto& segs = next->segments;
@@ -164,7 +164,7 @@ void Index::add(const uint64_t* ids, size_t n, const float* vectors,
     std::vector<SegmentView> parts(segs.end() - 2, segs.end());
     segs.resize(segs.size() - 2);
     size_t live = parts[0].live + parts[1].live;
-    segs.push_back({merge(parts, false, threads), nullptr, live});
+    segs.push_back({merge(parts, false, threads), nullptr, nullptr, live});
   }
   publish(std::move(next));
 }
@@ -174,6 +174,7 @@ size_t Index::remove(const uint64_t* ids, size_t n, bool missing_ok) {
   auto snap = snapshot();
   auto next = std::make_shared<Snapshot>(*snap);
   std::vector<std::shared_ptr<std::vector<uint64_t>>> bits(next->segments.size());
+  std::vector<std::shared_ptr<std::vector<uint64_t>>> pos_bits(next->segments.size());
   size_t removed = 0;
   for (size_t i = 0; i < n; ++i) {
     bool found = false;
@@ -187,6 +188,13 @@ size_t Index::remove(const uint64_t* ids, size_t n, bool missing_ok) {
         bits[s] = v.dead ? std::make_shared<std::vector<uint64_t>>(*v.dead)
                          : std::make_shared<std::vector<uint64_t>>((v.segment->rows() + 63) / 64, 0);
       (*bits[s])[size_t(r) >> 6] |= uint64_t{1} << (size_t(r) & 63);
+      if (v.segment->has_ivf()) {
+        if (!pos_bits[s])
+          pos_bits[s] = v.dead_pos ? std::make_shared<std::vector<uint64_t>>(*v.dead_pos)
+                                   : std::make_shared<std::vector<uint64_t>>((v.segment->rows() + 63) / 64, 0);
+        const uint32_t p = v.segment->position_of(uint32_t(r));
+        (*pos_bits[s])[p >> 6] |= uint64_t{1} << (p & 63);
+      }
       --v.live;
       ++removed;
       found = true;
@@ -198,6 +206,7 @@ size_t Index::remove(const uint64_t* ids, size_t n, bool missing_ok) {
   for (size_t s = 0; s < next->segments.size(); ++s) {
     SegmentView v = next->segments[s];
     if (bits[s]) v.dead = bits[s];
+    if (pos_bits[s]) v.dead_pos = pos_bits[s];
     if (v.live > 0) kept.push_back(std::move(v));
   }
   next->segments = std::move(kept);
@@ -211,7 +220,7 @@ void Index::compact(int threads) {
   if (snap->segments.empty()) return;
   auto next = std::make_shared<Snapshot>(*snap);
   const size_t live = snap->live();
-  next->segments = {{merge(snap->segments, true, threads), nullptr, live}};
+  next->segments = {{merge(snap->segments, true, threads), nullptr, nullptr, live}};
   publish(std::move(next));
 }
 
@@ -225,8 +234,18 @@ void Index::restore(std::vector<std::string> columns, std::vector<SegmentView> s
     if (v.dead && v.dead->size() != (a.rows() + 63) / 64)
       throw FormatError("deleted: bitset size does not match the segment's rows");
     size_t dead = 0;
+    std::shared_ptr<std::vector<uint64_t>> pos_bits;
+    if (v.dead && v.segment->has_ivf()) pos_bits = std::make_shared<std::vector<uint64_t>>(v.dead->size(), 0);
     if (v.dead)
-      for (size_t r = 0; r < a.rows(); ++r) dead += test_bit(v.dead->data(), r);
+      for (size_t r = 0; r < a.rows(); ++r)
+        if (test_bit(v.dead->data(), r)) {
+          ++dead;
+          if (pos_bits) {
+            const uint32_t p = v.segment->position_of(uint32_t(r));
+            (*pos_bits)[p >> 6] |= uint64_t{1} << (p & 63);
+          }
+        }
+    v.dead_pos = pos_bits;
     v.live = a.rows() - dead;
   }
   auto next = std::make_shared<Snapshot>();

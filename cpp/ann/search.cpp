@@ -12,19 +12,58 @@ namespace {
 
 constexpr size_t kBlock = 256;  // rows scored per kernel call
 
+// Exact scans: the row passes every condition, is live and allowed.
 bool passes_checks(const Plan& plan, const int64_t* attrs, size_t n, size_t pos, uint32_t row) {
   if (plan.dead && test_bit(plan.dead, row)) return false;
   if (!plan.allow_bits.empty() && !test_bit(plan.allow_bits.data(), row)) return false;
+  for (const Condition* c : plan.checks)
+    if (!c->contains(attrs[size_t{c->column} * n + pos])) return false;
+  return true;
+}
+
+// IVF walk: the same test by list position, where the walk's bitsets and
+// attribute copies are laid out.
+bool passes_at(const Plan& plan, const SegmentArrays& a, size_t p) {
+  if (plan.dead && test_bit(plan.dead, p)) return false;
+  if (!plan.allow_bits.empty() && !test_bit(plan.allow_bits.data(), p)) return false;
+  for (const Condition* c : plan.checks)
+    if (!c->contains(a.list_attrs[size_t{c->column} * a.rows() + p])) return false;
+  return true;
+}
+
+// Positions b + out[i] in [b, e) that pass every check. Each condition is one
+// tight loop over a column, so the common ones (one value, a few values)
+// vectorise; survivors are compacted without branches.
+size_t filter_block(const Plan& plan, const SegmentArrays& a, size_t b, size_t e, uint32_t* out,
+                    uint8_t* ok) {
+  const size_t m = e - b, n = a.rows();
+  std::fill(ok, ok + m, uint8_t{1});
   for (const Condition* c : plan.checks) {
-    const int64_t v = attrs[size_t{c->column} * n + pos];
+    const int64_t* col = a.list_attrs.data() + size_t{c->column} * n + b;
     const auto& vals = c->values;
-    if (vals.size() <= 8) {
-      if (std::find(vals.begin(), vals.end(), v) == vals.end()) return false;
-    } else if (!std::binary_search(vals.begin(), vals.end(), v)) {
-      return false;
+    if (vals.size() == 1) {
+      const int64_t v = vals[0];
+      for (size_t j = 0; j < m; ++j) ok[j] &= uint8_t(col[j] == v);
+    } else if (vals.size() <= 8) {
+      for (size_t j = 0; j < m; ++j) {
+        uint8_t hit = 0;
+        for (int64_t v : vals) hit |= uint8_t(col[j] == v);
+        ok[j] &= hit;
+      }
+    } else {
+      for (size_t j = 0; j < m; ++j) ok[j] &= uint8_t(c->contains(col[j]));
     }
   }
-  return true;
+  if (plan.dead)
+    for (size_t j = 0; j < m; ++j) ok[j] &= uint8_t(!test_bit(plan.dead, b + j));
+  if (!plan.allow_bits.empty())
+    for (size_t j = 0; j < m; ++j) ok[j] &= uint8_t(test_bit(plan.allow_bits.data(), b + j));
+  size_t count = 0;
+  for (size_t j = 0; j < m; ++j) {
+    out[count] = uint32_t(j);
+    count += ok[j];
+  }
+  return count;
 }
 
 bool has_checks(const Plan& plan) {
@@ -40,6 +79,20 @@ void offer(const float* scores, const uint32_t* rows, uint32_t first, size_t m, 
   for (size_t j = 0; j < m; ++j) {
     if (!(scores[j] > threshold)) continue;
     top.push(scores[j], seg, first + (rows ? rows[j] : uint32_t(j)));
+    threshold = top.threshold();
+  }
+}
+
+// offer() for list positions first + j, checking the filter only for the
+// rows that would enter the top k.
+void offer_checked(const float* scores, uint32_t first, size_t m, const Plan& plan,
+                   const SegmentArrays& a, uint32_t seg, TopK& top) {
+  float threshold = top.threshold();
+  for (size_t j = 0; j < m; ++j) {
+    if (!(scores[j] > threshold)) continue;
+    const size_t p = first + j;
+    if (!passes_at(plan, a, p)) continue;
+    top.push(scores[j], seg, uint32_t(p));
     threshold = top.threshold();
   }
 }
@@ -191,7 +244,6 @@ void score_codes(const float* q, const SegmentArrays& a, size_t b, const uint32_
 void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t seg, TopK& top,
               Scratch& s) {
   const SegmentArrays& a = segment.arrays();
-  const size_t n = a.rows();
   const bool check = has_checks(plan);
   s.approx.reset(plan.rerank ? plan.rerank : top.capacity());
   size_t matches = 0;
@@ -205,10 +257,16 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
       const size_t e = std::min(p1, b + kBlock);
       // Positions relative to the block start, so the kernels index from it.
       s.picks.clear();
+      if (check && plan.check_late) {
+        score_codes(q, a, b, nullptr, e - b, s);
+        offer_checked(s.scores.data(), b, e - b, plan, a, seg, s.approx);
+        matches += size_t(double(e - b) * plan.selectivity);
+        continue;
+      }
       if (check) {
-        for (size_t p = b; p < e; ++p)
-          if (passes_checks(plan, a.list_attrs.data(), n, p, a.list_rows[p]))
-            s.picks.push_back(uint32_t(p - b));
+        s.picks.resize(kBlock);
+        s.pass.resize(kBlock);
+        s.picks.resize(filter_block(plan, a, b, e, s.picks.data(), s.pass.data()));
         matches += s.picks.size();
         if (s.picks.empty()) continue;
       }

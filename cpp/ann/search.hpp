@@ -23,6 +23,7 @@ struct Scratch {
   const float* qc_for = nullptr;    // the scales it was made for
   const float* qc_query = nullptr;  // and the query
   std::vector<uint32_t> picks;
+  std::vector<uint8_t> pass;
   std::vector<uint32_t> rows;
   const float* ranked_for = nullptr;  // centroids the ranking below belongs to
   std::vector<int32_t> list_int_scores;

@@ -115,6 +115,10 @@ Segment::Segment(SegmentArrays arrays) : a_(std::move(arrays)) {
   centroid_code_scales_.resize(a_.nlist);
   for (size_t c = 0; c < a_.nlist; ++c)
     centroid_code_scales_[c] = quantise_i8(a_.centroids.data() + c * dim, dim, centroid_codes_.data() + c * dim);
+  if (a_.nlist) {
+    row_to_pos_.resize(a_.rows());
+    for (size_t p = 0; p < a_.rows(); ++p) row_to_pos_[a_.list_rows[p]] = uint32_t(p);
+  }
 }
 
 std::shared_ptr<const Segment> Segment::from_arrays(SegmentArrays arrays) {
@@ -130,14 +134,21 @@ int64_t Segment::find(uint64_t id) const {
   return a_.sorted_rows[static_cast<size_t>(it - b)];
 }
 
-std::pair<size_t, size_t> Segment::posting(uint32_t column, int64_t value) const {
+std::vector<std::pair<size_t, size_t>> Segment::postings(uint32_t column,
+                                                         const std::vector<int64_t>& values) const {
+  std::vector<std::pair<size_t, size_t>> out;
   const size_t n = rows();
-  const int64_t* vb = a_.post_values.data() + a_.post_col[column];
-  const int64_t* ve = a_.post_values.data() + a_.post_col[column + 1];
-  const int64_t* it = std::lower_bound(vb, ve, value);
-  if (it == ve || *it != value) return {0, 0};
-  const size_t g = static_cast<size_t>(it - a_.post_values.data());
-  return {column * n + a_.post_offsets[g + column], column * n + a_.post_offsets[g + column + 1]};
+  const int64_t* all = a_.post_values.data();
+  const int64_t* it = all + a_.post_col[column];
+  const int64_t* end = all + a_.post_col[column + 1];
+  for (int64_t v : values) {
+    it = std::lower_bound(it, end, v);
+    if (it == end) break;
+    if (*it != v) continue;
+    const size_t g = size_t(it - all);
+    out.emplace_back(column * n + a_.post_offsets[g + column], column * n + a_.post_offsets[g + column + 1]);
+  }
+  return out;
 }
 
 std::vector<uint32_t> Segment::row_lists() const {

@@ -60,20 +60,27 @@ class Segment {
 
   // Row of `id`, or -1.
   int64_t find(uint64_t id) const;
-  // [begin, end) in post_rows for value `v` of column c; empty if absent.
-  std::pair<size_t, size_t> posting(uint32_t column, int64_t value) const;
+  // [begin, end) in post_rows of each of `values` (sorted) present in
+  // column c, in value order. One forward pass: thousands of store ids cost
+  // a merge, not thousands of searches.
+  std::vector<std::pair<size_t, size_t>> postings(uint32_t column,
+                                                  const std::vector<int64_t>& values) const;
   // List position -> list id, derived once (used when a merge keeps lists).
   std::vector<uint32_t> row_lists() const;
   // The centroids as int8 codes with one scale each: a quarter of the f32
   // bytes, so ranking thousands of lists per query stays in L2 cache.
   const std::vector<int8_t>& centroid_codes() const { return centroid_codes_; }
   const std::vector<float>& centroid_code_scales() const { return centroid_code_scales_; }
+  // Row -> its position in list order (IVF segments only): lets removals and
+  // allow-lists be expressed in list order, where the IVF walk reads.
+  uint32_t position_of(uint32_t row) const { return row_to_pos_[row]; }
 
  private:
   explicit Segment(SegmentArrays arrays);
   SegmentArrays a_;
   std::vector<int8_t> centroid_codes_;
   std::vector<float> centroid_code_scales_;
+  std::vector<uint32_t> row_to_pos_;
 };
 
 }  // namespace engine::ann
