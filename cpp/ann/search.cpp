@@ -50,6 +50,13 @@ size_t filter_block(const Plan& plan, const SegmentArrays& a, size_t b, size_t e
         for (int64_t v : vals) hit |= uint8_t(col[j] == v);
         ok[j] &= hit;
       }
+    } else if (!c->bits.empty()) {
+      const uint64_t* bits = c->bits.data();
+      const uint64_t lo = uint64_t(c->lo), span = 64 * c->bits.size();
+      for (size_t j = 0; j < m; ++j) {
+        const uint64_t o = uint64_t(col[j]) - lo;  // wraps below lo
+        ok[j] &= uint8_t(o < span && ((bits[o >> 6] >> (o & 63)) & 1u));
+      }
     } else {
       for (size_t j = 0; j < m; ++j) ok[j] &= uint8_t(c->contains(col[j]));
     }
@@ -80,6 +87,27 @@ void offer(const float* scores, const uint32_t* rows, uint32_t first, size_t m, 
     if (!(scores[j] > threshold)) continue;
     top.push(scores[j], seg, first + (rows ? rows[j] : uint32_t(j)));
     threshold = top.threshold();
+  }
+}
+
+// offer() for rows whose pass flag is set.
+void offer_masked(const float* scores, const uint8_t* pass, uint32_t first, size_t m, uint32_t seg,
+                  TopK& top) {
+  float threshold = top.threshold();
+  for (size_t j = 0; j < m; ++j) {
+    if (!(scores[j] > threshold) || !pass[j]) continue;
+    top.push(scores[j], seg, first + uint32_t(j));
+    threshold = top.threshold();
+  }
+}
+
+// The next list's attribute columns: the filter reads them first, and a
+// list is too short a stream for the hardware prefetcher to catch.
+void prefetch_checks(const Plan& plan, const SegmentArrays& a, uint32_t list) {
+  const size_t p0 = a.list_offsets[list], p1 = a.list_offsets[list + size_t{1}];
+  for (const Condition* c : plan.checks) {
+    const char* col = reinterpret_cast<const char*>(a.list_attrs.data() + size_t{c->column} * a.rows());
+    for (size_t off = p0 * 8; off < p1 * 8; off += 64) __builtin_prefetch(col + off);
   }
 }
 
@@ -253,6 +281,7 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
     if (li >= plan.nprobe && (!check || matches >= plan.target_matches)) break;
     const uint32_t list = list_at(q, segment, li, plan.nprobe, s);
     const size_t p0 = a.list_offsets[list], p1 = a.list_offsets[list + size_t{1}];
+    if (check && !plan.check_late && li + 1 < a.nlist) prefetch_checks(plan, a, list_at(q, segment, li + 1, plan.nprobe, s));
     for (size_t b = p0; b < p1; b += kBlock) {
       const size_t e = std::min(p1, b + kBlock);
       // Positions relative to the block start, so the kernels index from it.
@@ -269,6 +298,18 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
         s.picks.resize(filter_block(plan, a, b, e, s.picks.data(), s.pass.data()));
         matches += s.picks.size();
         if (s.picks.empty()) continue;
+        // Picked rows are scattered cache lines the hardware will not
+        // prefetch: they are prefetched all at once below, unless most of
+        // the block passes, when streaming it whole and masking is cheaper.
+        if (2 * s.picks.size() >= e - b) {
+          score_codes(q, a, b, nullptr, e - b, s);
+          offer_masked(s.scores.data(), s.pass.data(), b, e - b, seg, s.approx);
+          continue;
+        }
+        const size_t code_bytes = a.dim * storage_bytes(a.storage);
+        const char* codes = reinterpret_cast<const char*>(a.codes.data()) + b * code_bytes;
+        for (uint32_t pick : s.picks)
+          for (size_t off = 0; off < code_bytes; off += 64) __builtin_prefetch(codes + pick * code_bytes + off);
       }
       const uint32_t* idx = check ? s.picks.data() : nullptr;
       const size_t m = check ? s.picks.size() : e - b;

@@ -141,8 +141,13 @@ std::vector<std::pair<size_t, size_t>> Segment::postings(uint32_t column,
   const int64_t* all = a_.post_values.data();
   const int64_t* it = all + a_.post_col[column];
   const int64_t* end = all + a_.post_col[column + 1];
+  // Many values (a set of merchants) walk the column linearly; a few search it.
+  const bool linear = values.size() * 16 > size_t(end - it);
   for (int64_t v : values) {
-    it = std::lower_bound(it, end, v);
+    if (linear)
+      while (it != end && *it < v) ++it;
+    else
+      it = std::lower_bound(it, end, v);
     if (it == end) break;
     if (*it != v) continue;
     const size_t g = size_t(it - all);
