@@ -114,3 +114,36 @@ def test_conversions_keep_values(index):
     assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1])
     assert index.search(Q, 1, filter={"merchant_id": np.int32(6)})[0][0, 0] == 2
     assert index.search(Q, 1, filter={"in_stock": np.bool_(False)})[0][0, 0] == 2
+
+
+def test_arrow_and_polars_inputs_give_numpy_results():
+    pa = pytest.importorskip("pyarrow")
+    pl = pytest.importorskip("polars")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((50, 8)).astype(np.float32)
+    ids = np.arange(100, 150, dtype=np.uint64)
+    attrs = {"merchant_id": rng.integers(0, 5, 50), "in_stock": rng.random(50) < 0.5}
+    ref = engine.VectorIndex(8)
+    ref.add(ids, x, attrs)
+    arrow = engine.VectorIndex(8)
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 8)
+    arrow.add(pa.array(ids), pa.chunked_array([vectors[:20], vectors[20:]]), pa.table(attrs))
+    polars = engine.VectorIndex(8)
+    polars.add(pl.Series(ids), pl.Series(x.tolist(), dtype=pl.Array(pl.Float32, 8)), pl.DataFrame(attrs))
+    q = pl.Series(x[:3].tolist(), dtype=pl.Array(pl.Float32, 8))
+    want = ref.search(x[:3], 5, filter={"in_stock": True})
+    for index in (arrow, polars):
+        got = index.search(q, 5, filter={"in_stock": True})
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_arrow_nulls_and_wrong_types_name_the_argument():
+    pa = pytest.importorskip("pyarrow")
+    index = engine.VectorIndex(2)
+    with_null = pa.array([[1.0, 2.0], None], type=pa.list_(pa.float32(), 2))
+    with pytest.raises(ValueError, match="vectors: .*null"):
+        index.add([1, 2], with_null)
+    with pytest.raises(TypeError, match="vectors"):
+        index.add([1], pa.array([["a", "b"]]))
+    with pytest.raises(ValueError, match="attributes.*null"):
+        index.add([1], np.ones((1, 2), np.float32), pa.table({"m": pa.array([None], pa.int64())}))
