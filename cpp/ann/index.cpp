@@ -274,7 +274,7 @@ void Index::search(const SearchRequest& req, const FilterSpec& filter, int64_t* 
   }
   // Queries go through the segments in small batches, so batched kernels
   // (exact scans) reuse each block of rows while it is in cache.
-  constexpr size_t kQueryBatch = 64;
+  constexpr size_t kQueryBatch = 1024;
   parallel_for(req.nq, req.threads, [&](size_t q0, size_t q1) {
     // Buffers live as long as the thread, so a request allocates nothing.
     thread_local Scratch scratch;

@@ -78,12 +78,25 @@ bool has_checks(const Plan& plan) {
 }
 
 // Scores rows (indices into the row-order f32 originals) and offers them to top.
-// Offers scores[j] for row first + (rows ? rows[j] : j) to top; most rows
-// lose to the current k-th best with one compare.
+// Offers scores[j] for row first + (rows ? rows[j] : j) to top. Most rows
+// lose to the current k-th best: eight scores are compared at a time into a
+// bit mask (the loop vectorises) and only winners reach the heap.
 void offer(const float* scores, const uint32_t* rows, uint32_t first, size_t m, uint32_t seg,
            TopK& top) {
   float threshold = top.threshold();
-  for (size_t j = 0; j < m; ++j) {
+  size_t j = 0;
+  for (; j + 8 <= m; j += 8) {
+    unsigned mask = 0;
+    for (unsigned t = 0; t < 8; ++t) mask |= unsigned(scores[j + t] > threshold) << t;
+    while (mask) {
+      const unsigned t = unsigned(__builtin_ctz(mask));
+      mask &= mask - 1;
+      if (!(scores[j + t] > threshold)) continue;  // the threshold rose meanwhile
+      top.push(scores[j + t], seg, first + (rows ? rows[j + t] : uint32_t(j + t)));
+      threshold = top.threshold();
+    }
+  }
+  for (; j < m; ++j) {
     if (!(scores[j] > threshold)) continue;
     top.push(scores[j], seg, first + (rows ? rows[j] : uint32_t(j)));
     threshold = top.threshold();
@@ -356,6 +369,52 @@ void scan_exact_batch(const float* queries, size_t nq, const SegmentArrays& a, c
     for (auto [r0, r1] : plan.ranges) scan(r0, r1);
 }
 
+// Unfiltered IVF walk of many queries at once: each query picks its lists,
+// then every picked list is scored for all the queries that picked it while
+// its codes are in cache, instead of being fetched once per query.
+void walk_ivf_batch(const float* queries, size_t nq, const Segment& segment, const Plan& plan,
+                    uint32_t seg, TopK* tops, Scratch& s) {
+  const SegmentArrays& a = segment.arrays();
+  const size_t dim = a.dim, cap = plan.rerank ? plan.rerank : tops[0].capacity();
+  auto& pairs = s.batch_pairs;  // (list, query)
+  pairs.clear();
+  for (size_t qi = 0; qi < nq; ++qi) {
+    new_query(s);
+    for (size_t li = 0; li < plan.nprobe; ++li)
+      pairs.push_back((uint64_t{list_at(queries + qi * dim, segment, li, plan.nprobe, s)} << 32) | qi);
+  }
+  std::sort(pairs.begin(), pairs.end());
+  s.batch_approx.resize(std::max(s.batch_approx.size(), nq), TopK(1));
+  for (size_t qi = 0; qi < nq; ++qi) s.batch_approx[qi].reset(cap);
+  s.scores.resize(kBlock);
+  s.int_scores.resize(kBlock);
+  for (size_t i = 0; i < pairs.size();) {
+    const uint32_t list = uint32_t(pairs[i] >> 32);
+    size_t j = i;
+    while (j < pairs.size() && uint32_t(pairs[j] >> 32) == list) ++j;
+    const size_t p0 = a.list_offsets[list], p1 = a.list_offsets[list + size_t{1}];
+    for (size_t b = p0; b < p1; b += kBlock) {
+      const size_t m = std::min(p1, b + kBlock) - b;
+      for (size_t t = i; t < j; ++t) {
+        const uint32_t qi = uint32_t(pairs[t]);
+        score_codes(queries + qi * dim, a, b, nullptr, m, s);
+        offer(s.scores.data(), nullptr, uint32_t(b), m, seg, s.batch_approx[qi]);
+      }
+    }
+    i = j;
+  }
+  for (size_t qi = 0; qi < nq; ++qi) {
+    const auto candidates = s.batch_approx[qi].sorted();
+    if (!plan.rerank) {
+      for (const Hit& h : candidates) tops[qi].push(h.score, seg, a.list_rows[h.row]);
+      continue;
+    }
+    s.rerank_rows.clear();
+    for (const Hit& h : candidates) s.rerank_rows.push_back(a.list_rows[h.row]);
+    score_rows(queries + qi * dim, a, s.rerank_rows.data(), 0, s.rerank_rows.size(), seg, tops[qi], s);
+  }
+}
+
 }  // namespace
 
 void search_segment_batch(const float* queries, size_t nq, const SegmentView& view, const Plan& plan,
@@ -364,6 +423,10 @@ void search_segment_batch(const float* queries, size_t nq, const SegmentView& vi
   const SegmentArrays& a = view.segment->arrays();
   if (nq > 1 && plan.exact && !has_checks(plan) && (plan.all_rows || !plan.ranges.empty())) {
     scan_exact_batch(queries, nq, a, plan, segment_index, tops, scratch);
+    return;
+  }
+  if (nq > 1 && !plan.exact && !has_checks(plan)) {
+    walk_ivf_batch(queries, nq, *view.segment, plan, segment_index, tops, scratch);
     return;
   }
   for (size_t i = 0; i < nq; ++i) {

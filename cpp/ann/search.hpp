@@ -13,6 +13,8 @@ namespace engine::ann {
 struct Scratch {
   std::vector<float> scores;
   std::vector<float> batch_scores;  // queries x rows of one block (batched exact scans)
+  std::vector<uint64_t> batch_pairs;  // (list, query) of a batched IVF walk
+  std::vector<TopK> batch_approx;     // per query of a batched IVF walk
   std::vector<int32_t> int_scores;
   std::vector<int8_t> q8;  // the query quantised for the centroid codes
   float q8_scale = 0;
