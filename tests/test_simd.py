@@ -89,7 +89,8 @@ def test_unsupported_level_is_a_clear_error():
 
 def _run(env_value: str, code: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, ENGINE_SIMD=env_value)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    # -P: import the installed package, not the source folder in the cwd.
+    return subprocess.run([sys.executable, "-P", "-c", code], env=env, capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("level", LEVELS)
