@@ -6,6 +6,7 @@ forced onto its IVF path (the catalogue has only 1,682 items) so that the
 partitioned search is checked on real, lumpy embeddings too.
 """
 
+import os
 import pathlib
 
 import numpy as np
@@ -16,7 +17,9 @@ import engine
 from conftest import DATA, exact_topk, recall
 
 ML = DATA / "ml-100k"
-pytestmark = pytest.mark.skipif(not (ML / "ml-100k.inter").exists(), reason="../shared/data/ml-100k missing")
+# CI always has ../shared/data: there a missing data set is a failure, not a skip.
+pytestmark = pytest.mark.skipif(not (ML / "ml-100k.inter").exists() and not os.environ.get("CI"),
+                                reason="../shared/data/ml-100k is not beside this checkout")
 
 
 def _load(path: pathlib.Path) -> list[list[str]]:
