@@ -162,3 +162,28 @@ def test_searches_never_see_a_torn_add_or_remove():
         t.join()
     assert not errors
     assert set(seen) <= {0, 64} and seen
+
+
+def test_native_calls_release_the_gil():
+    """While one thread is inside a long native search, Python code keeps running."""
+    ids, x, attrs = clustered(60_000, 32, seed=7)
+    index = engine.VectorIndex(32)
+    index.add(ids, x, attrs)
+    q = queries_like(x, 4000)
+    entered, done = threading.Event(), threading.Event()
+
+    def worker():
+        entered.set()
+        index.search(q, 10, exact=True)  # a few hundred milliseconds of native work
+        done.set()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    entered.wait()
+    ticks = 0
+    while not done.is_set():
+        ticks += 1
+    t.join()
+    # With the GIL held this thread would run only between switch intervals
+    # around the call; released, it spins for the whole call.
+    assert ticks > 100_000
