@@ -169,3 +169,27 @@ def read(path: str, *, mmap: bool = True, verify: bool = True) -> tuple[dict[str
             if key != _CHECKSUMS and zlib.crc32(value.encode()) != expected.get("__metadata__." + key):
                 raise corrupt(f"metadata {key!r} fails its checksum (corrupt header)")
     return arrays, {k: v for k, v in meta.items() if k != _CHECKSUMS}
+
+
+def write_versioned(path: str, arrays: dict[str, np.ndarray], key: str, header: msgspec.Struct) -> None:
+    """write() with a msgspec header (carrying ``format`` and ``format_version``) under ``key``."""
+    write(path, arrays, {key: msgspec.json.encode(header).decode()})
+
+
+def read_versioned(path: str, key: str, header_type: type, fmt: str, version: int, *,
+                   mmap: bool = True, verify: bool = True) -> tuple[dict[str, np.ndarray], Any]:
+    """read(), then decode and check the header written by write_versioned()."""
+    arrays, meta = read(path, mmap=mmap, verify=verify)
+    if key not in meta:
+        raise CorruptFileError(f"{path}: not a {fmt} file (no {key} metadata)")
+    try:
+        header = msgspec.json.decode(meta[key], type=header_type)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise CorruptFileError(f"{path}: header invalid ({e})") from None
+    if header.format != fmt:
+        raise CorruptFileError(f"{path}: format {header.format!r}, expected {fmt!r}")
+    if header.format_version != version:
+        raise CorruptFileError(
+            f"{path}: format version {header.format_version}; this build reads {version}"
+        )
+    return arrays, header

@@ -58,23 +58,12 @@ def save(index, path: str) -> None:
         seed=native.seed, columns=[_Column(n, k) for n, k in index._kinds.items()],
         segments=[msgspec.convert(seg["meta"], _Segment) for seg in segments],
     )
-    _safetensors.write(path, arrays, {_HEADER_KEY: msgspec.json.encode(header).decode()})
+    _safetensors.write_versioned(path, arrays, _HEADER_KEY, header)
 
 
 def load(cls, path: str, *, mmap: bool, verify: bool):
-    arrays, meta = _safetensors.read(path, mmap=mmap, verify=verify)
-    if _HEADER_KEY not in meta:
-        raise CorruptFileError(f"{path}: not a rank-engine vector index (no {_HEADER_KEY} metadata)")
-    try:
-        header = msgspec.json.decode(meta[_HEADER_KEY], type=_Header)
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
-        raise CorruptFileError(f"{path}: index header invalid ({e})") from None
-    if header.format != FORMAT:
-        raise CorruptFileError(f"{path}: format {header.format!r}, expected {FORMAT!r}")
-    if header.format_version != FORMAT_VERSION:
-        raise CorruptFileError(
-            f"{path}: format version {header.format_version}; this build reads {FORMAT_VERSION}"
-        )
+    arrays, header = _safetensors.read_versioned(path, _HEADER_KEY, _Header, FORMAT, FORMAT_VERSION,
+                                                  mmap=mmap, verify=verify)
     segments = []
     for i, seg in enumerate(header.segments):
         prefix = f"s{i}."

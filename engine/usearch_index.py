@@ -536,7 +536,7 @@ class UsearchIndex:
             arrays = {name: a for name, a in arrays.items() if a.size}
             previous = _previous_graph(path)
             try:
-                _safetensors.write(path, arrays, {_HEADER_KEY: msgspec.json.encode(header).decode()})
+                _safetensors.write_versioned(path, arrays, _HEADER_KEY, header)
             except BaseException:
                 os.unlink(graph_path)
                 raise
@@ -565,17 +565,8 @@ class UsearchIndex:
         def corrupt(why: str) -> CorruptFileError:
             return CorruptFileError(f"{path}: {why}")
 
-        arrays, meta = _safetensors.read(path, mmap=mmap, verify=verify)
-        if _HEADER_KEY not in meta:
-            raise corrupt(f"not a rank-engine usearch index (no {_HEADER_KEY} metadata)")
-        try:
-            h = msgspec.json.decode(meta[_HEADER_KEY], type=_Header)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            raise corrupt(f"index header invalid ({e})") from None
-        if h.format != FORMAT:
-            raise corrupt(f"format {h.format!r}, expected {FORMAT!r}")
-        if h.format_version != FORMAT_VERSION:
-            raise corrupt(f"format version {h.format_version}; this build reads {FORMAT_VERSION}")
+        arrays, h = _safetensors.read_versioned(path, _HEADER_KEY, _Header, FORMAT, FORMAT_VERSION,
+                                                mmap=mmap, verify=verify)
         if h.storage == "i8" and h.metric != "cos":
             raise corrupt(f"storage 'i8' with metric {h.metric!r}")
         n, ncols = h.rows, len(h.columns)
