@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "ann/quantise.hpp"
 #include "simd/dispatch.hpp"
@@ -214,9 +215,10 @@ uint64_t list_key(float score, uint32_t list) {
   return (uint64_t{~bits} << 32) | list;
 }
 
-// The i-th list to probe. Two stages: int8 centroid codes rank every list
-// approximately; the best max(64, 4 * hint) are re-scored in f32 and sorted
-// exactly. A filtered walk that goes further continues in approximate order.
+// The i-th list to probe. Two stages: int8 centroid codes score every list
+// approximately; the best max(64, 4 * hint), found by selection rather than
+// sorting, are re-scored in f32 and sorted exactly. A filtered walk that
+// goes further continues with the rest in approximate order.
 uint32_t list_at(const float* q, const Segment& seg, size_t i, size_t hint, Scratch& s) {
   const SegmentArrays& a = seg.arrays();
   const size_t nlist = a.nlist, dim = a.dim;
@@ -226,33 +228,55 @@ uint32_t list_at(const float* q, const Segment& seg, size_t i, size_t hint, Scra
     s.list_int_scores.resize(nlist);
     k.dot_i8(quantised_query(q, dim, s), seg.centroid_codes().data(), nullptr, nlist, dim,
              s.list_int_scores.data());
-    s.list_keys.resize(nlist);
+    auto& approx = s.list_approx;
+    approx.resize(nlist);
     const float* cs = seg.centroid_code_scales().data();
     for (size_t c = 0; c < nlist; ++c) {
-      float sc = float(s.list_int_scores[c]) * s.q8_scale * cs[c];
-      if (a.metric == Metric::l2) sc = 2 * sc - a.centroid_sqnorms[c];
-      s.list_keys[c] = list_key(sc, uint32_t(c));
+      approx[c] = float(s.list_int_scores[c]) * s.q8_scale * cs[c];
+      if (a.metric == Metric::l2) approx[c] = 2 * approx[c] - a.centroid_sqnorms[c];
     }
     const size_t exact = std::min(nlist, std::max<size_t>(64, 4 * hint));
-    auto b = s.list_keys.begin();
-    std::partial_sort(b, b + exact, s.list_keys.end());
+    // Select the best `exact` without sorting: the smallest of the maxima of
+    // `exact` disjoint blocks is a score that at least `exact` lists reach,
+    // which leaves a few hundred candidates to select from.
+    const size_t block = nlist / exact;
+    float floor = std::numeric_limits<float>::infinity();
+    for (size_t b = 0; b < exact; ++b) {
+      float top = approx[b * block];
+      for (size_t c = b * block + 1; c < (b + 1) * block; ++c) top = approx[c] > top ? approx[c] : top;
+      floor = std::min(floor, top);
+    }
+    auto& cand = s.list_candidates;  // (score, list), compacted without branches
+    cand.resize(nlist);
+    size_t found = 0;
+    for (size_t c = 0; c < nlist; ++c) {
+      cand[found] = {approx[c], uint32_t(c)};
+      found += approx[c] >= floor;
+    }
+    cand.resize(found);
+    std::nth_element(cand.begin(), cand.begin() + (exact - 1), cand.end(),
+                     [](const auto& x, const auto& y) { return x.first > y.first; });
     s.list_picks.resize(exact);
-    for (size_t j = 0; j < exact; ++j) s.list_picks[j] = uint32_t(s.list_keys[j]);
+    for (size_t j = 0; j < exact; ++j) s.list_picks[j] = cand[j].second;
     s.list_scores.resize(exact);
     k.dot_f32(q, a.centroids.data(), s.list_picks.data(), exact, dim, s.list_scores.data());
+    s.list_keys.resize(exact);
     for (size_t j = 0; j < exact; ++j) {
       float sc = s.list_scores[j];
       if (a.metric == Metric::l2) sc = 2 * sc - a.centroid_sqnorms[s.list_picks[j]];
       s.list_keys[j] = list_key(sc, s.list_picks[j]);
     }
-    std::sort(b, b + exact);
+    std::sort(s.list_keys.begin(), s.list_keys.end());
     s.ranked = exact;
   }
-  if (i >= s.ranked) {
-    const size_t upto = std::min(nlist, std::max(2 * s.ranked, i + 1));
-    auto b = s.list_keys.begin();
-    std::partial_sort(b + s.ranked, b + upto, s.list_keys.end());
-    s.ranked = upto;
+  if (i >= s.list_keys.size()) {
+    // Rare (long filtered walks): the remaining lists in approximate order.
+    std::vector<uint8_t> taken(nlist, 0);
+    for (uint64_t key : s.list_keys) taken[uint32_t(key)] = 1;
+    const size_t first = s.list_keys.size();
+    for (size_t c = 0; c < nlist; ++c)
+      if (!taken[c]) s.list_keys.push_back(list_key(s.list_approx[c], uint32_t(c)));
+    std::sort(s.list_keys.begin() + first, s.list_keys.end());
   }
   return uint32_t(s.list_keys[i]);
 }
