@@ -107,6 +107,7 @@ FilterSpec make_filter(const Index& index, const py::list& conditions, const py:
     c.values.assign(values.data(), values.data() + values.size());
     std::sort(c.values.begin(), c.values.end());
     c.values.erase(std::unique(c.values.begin(), c.values.end()), c.values.end());
+    c.prepare();
     f.conditions.push_back(std::move(c));
   }
   if (!allow.is_none()) {
