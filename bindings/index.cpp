@@ -105,8 +105,6 @@ FilterSpec make_filter(const Index& index, const py::list& conditions, const py:
     Condition c;
     c.column = uint32_t(col);
     c.values.assign(values.data(), values.data() + values.size());
-    std::sort(c.values.begin(), c.values.end());
-    c.values.erase(std::unique(c.values.begin(), c.values.end()), c.values.end());
     c.prepare();
     f.conditions.push_back(std::move(c));
   }

@@ -24,15 +24,22 @@ constexpr double kLateCheckSelectivity = 0.3;
 
 void Condition::prepare() {
   bits.clear();
-  if (values.size() <= 8) return;
-  const uint64_t span = uint64_t(values.back()) - uint64_t(values.front());
-  if (span >= (uint64_t{1} << 24)) return;  // binary search instead of a 2 MiB bitmap
-  lo = values.front();
-  bits.assign(span / 64 + 1, 0);
-  for (int64_t v : values) {
-    const uint64_t o = uint64_t(v) - uint64_t(lo);
-    bits[o >> 6] |= uint64_t{1} << (o & 63);
+  if (values.size() > 8) {
+    const auto [mn, mx] = std::minmax_element(values.begin(), values.end());
+    const uint64_t span = uint64_t(*mx) - uint64_t(*mn);
+    if (span < (uint64_t{1} << 24)) {  // at most a 2 MiB bitmap
+      lo = *mn;
+      hi = *mx;
+      bits.assign(span / 64 + 1, 0);
+      for (int64_t v : values) {
+        const uint64_t o = uint64_t(v) - uint64_t(lo);
+        bits[o >> 6] |= uint64_t{1} << (o & 63);
+      }
+      return;
+    }
   }
+  std::sort(values.begin(), values.end());
+  values.erase(std::unique(values.begin(), values.end()), values.end());
 }
 
 Plan make_plan(const SegmentView& view, const FilterSpec& filter, size_t k, uint32_t nprobe,
@@ -52,7 +59,7 @@ Plan make_plan(const SegmentView& view, const FilterSpec& filter, size_t k, uint
   std::vector<std::vector<std::pair<size_t, size_t>>> postings;
   for (size_t i = 0; i < filter.conditions.size(); ++i) {
     const Condition& c = filter.conditions[i];
-    postings.push_back(seg.postings(c.column, c.values));
+    postings.push_back(seg.postings(c));
     size_t count = 0;
     for (auto [b, e] : postings.back()) count += e - b;
     if (count == 0) { plan.nothing = true; return plan; }

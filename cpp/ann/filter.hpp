@@ -10,16 +10,17 @@
 
 namespace engine::ann {
 
-// attribute column `column` takes one of `values` (sorted, distinct).
+// attribute column `column` takes one of `values`.
 struct Condition {
   uint32_t column = 0;
+  // Sorted and distinct after prepare(), except when `bits` holds the set.
   std::vector<int64_t> values;
-  // Large sets over a compact range (thousands of merchant ids) are also
-  // held as a bitmap over [lo, lo + 64 * bits.size()) for O(1) membership.
-  int64_t lo = 0;
+  // Large sets over a compact range (thousands of merchant ids) are held as
+  // a bitmap over [lo, hi] instead: O(1) membership and no sort per request.
+  int64_t lo = 0, hi = 0;
   std::vector<uint64_t> bits;
 
-  void prepare();  // call after values is set
+  void prepare();  // call once values holds the requested values
   bool contains(int64_t v) const {
     if (!bits.empty()) {
       const uint64_t o = uint64_t(v) - uint64_t(lo);  // wraps for v < lo

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ann/filter.hpp"
 #include "ann/quantise.hpp"
 
 #include "common/errors.hpp"
@@ -134,24 +135,30 @@ int64_t Segment::find(uint64_t id) const {
   return a_.sorted_rows[static_cast<size_t>(it - b)];
 }
 
-std::vector<std::pair<size_t, size_t>> Segment::postings(uint32_t column,
-                                                         const std::vector<int64_t>& values) const {
+std::vector<std::pair<size_t, size_t>> Segment::postings(const Condition& cond) const {
   std::vector<std::pair<size_t, size_t>> out;
-  const size_t n = rows();
+  const size_t n = rows(), column = cond.column;
   const int64_t* all = a_.post_values.data();
   const int64_t* it = all + a_.post_col[column];
   const int64_t* end = all + a_.post_col[column + 1];
-  // Many values (a set of merchants) walk the column linearly; a few search it.
-  const bool linear = values.size() * 16 > size_t(end - it);
-  for (int64_t v : values) {
+  auto emit = [&](const int64_t* at) {
+    const size_t g = size_t(at - all);
+    out.emplace_back(column * n + a_.post_offsets[g + column], column * n + a_.post_offsets[g + column + 1]);
+  };
+  if (!cond.bits.empty()) {
+    for (it = std::lower_bound(it, end, cond.lo); it != end && *it <= cond.hi; ++it)
+      if (cond.contains(*it)) emit(it);
+    return out;
+  }
+  // Many values walk the column linearly; a few search it.
+  const bool linear = cond.values.size() * 16 > size_t(end - it);
+  for (int64_t v : cond.values) {
     if (linear)
       while (it != end && *it < v) ++it;
     else
       it = std::lower_bound(it, end, v);
     if (it == end) break;
-    if (*it != v) continue;
-    const size_t g = size_t(it - all);
-    out.emplace_back(column * n + a_.post_offsets[g + column], column * n + a_.post_offsets[g + column + 1]);
+    if (*it == v) emit(it);
   }
   return out;
 }

@@ -48,6 +48,8 @@ struct SegmentArrays {
   size_t rows() const { return ids.size(); }
 };
 
+struct Condition;
+
 class Segment {
  public:
   // Takes ownership of validated arrays; throws FormatError naming the array
@@ -60,11 +62,11 @@ class Segment {
 
   // Row of `id`, or -1.
   int64_t find(uint64_t id) const;
-  // [begin, end) in post_rows of each of `values` (sorted) present in
-  // column c, in value order. One forward pass: thousands of store ids cost
-  // a merge, not thousands of searches.
-  std::vector<std::pair<size_t, size_t>> postings(uint32_t column,
-                                                  const std::vector<int64_t>& values) const;
+  // [begin, end) in post_rows of each value of the condition present in its
+  // column, in value order. One forward pass over the column's values (with
+  // a bitmap condition, over those in its range): thousands of store ids
+  // cost a merge, not thousands of searches.
+  std::vector<std::pair<size_t, size_t>> postings(const Condition& condition) const;
   // List position -> list id, derived once (used when a merge keeps lists).
   std::vector<uint32_t> row_lists() const;
   // The centroids as int8 codes with one scale each: a quarter of the f32
