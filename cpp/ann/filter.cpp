@@ -8,9 +8,8 @@ namespace {
 
 // Relative costs per row, measured at 1M x 64 on AVX-512 (both paths are
 // bound by memory): an f32 dot product in an exact scan of contiguous rows
-// is the unit; a row walked in an IVF list with a filter to check (its
-// attribute read, the check, and the scattered code of a survivor) costs
-// about three.
+// is the unit; checking a row walked in an IVF list (reading its attribute
+// in list order, testing it, compacting the survivors) costs about two.
 constexpr double kCheckCost = 2.0;
 constexpr double kCentroidCost = 0.25;  // int8 centroid codes
 // Matching rows a filtered walk sees, per requested result, before stopping.
