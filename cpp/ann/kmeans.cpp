@@ -25,23 +25,31 @@ void assign_to_centroids(const float* x, size_t n, size_t dim, const float* cent
                          const float* centroid_sqnorms, size_t nlist, bool spherical,
                          uint32_t* out, int threads) {
   const auto& k = simd::active();
-  constexpr size_t kBlock = 16;  // points scored together against all centroids
+  // Points are the packed operand of the matrix kernel (a block of them is
+  // packed once) and the centroids stream past as its "queries"; the
+  // running best per point is then a loop over centroids that vectorises.
+  constexpr size_t kBlock = 128;
   const size_t blocks = (n + kBlock - 1) / kBlock;
   parallel_for(blocks, threads, [&](size_t b0, size_t b1) {
-    std::vector<float> scores(kBlock * nlist);
+    std::vector<float> scores(nlist * kBlock), best(kBlock);
+    std::vector<uint32_t> arg(kBlock);
     for (size_t b = b0; b < b1; ++b) {
       const size_t i0 = b * kBlock, m = std::min(kBlock, n - i0);
-      k.dot_f32_multi(x + i0 * dim, m, centroids, nlist, dim, scores.data());
-      for (size_t j = 0; j < m; ++j) {
-        const float* s = scores.data() + j * nlist;
-        uint32_t best = 0;
-        float best_score = -INFINITY;
-        for (size_t c = 0; c < nlist; ++c) {
-          const float v = spherical ? s[c] : 2.0f * s[c] - centroid_sqnorms[c];
-          if (v > best_score) { best_score = v; best = uint32_t(c); }
+      k.dot_f32_multi(centroids, nlist, x + i0 * dim, m, dim, scores.data());  // nlist x m
+      std::fill(best.begin(), best.end(), -INFINITY);
+      std::fill(arg.begin(), arg.end(), 0u);
+      for (size_t c = 0; c < nlist; ++c) {
+        const float* s = scores.data() + c * m;
+        const float shift = spherical ? 0.0f : centroid_sqnorms[c];
+        const float scale = spherical ? 1.0f : 2.0f;
+        for (size_t j = 0; j < m; ++j) {
+          const float v = scale * s[j] - shift;
+          const bool better = v > best[j];
+          best[j] = better ? v : best[j];
+          arg[j] = better ? uint32_t(c) : arg[j];
         }
-        out[i0 + j] = best;
       }
+      std::copy_n(arg.begin(), m, out + i0);
     }
   });
 }

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "ann/kmeans.hpp"
+#include "ann/topk.hpp"
 #include "common/errors.hpp"
 #include "common/parallel.hpp"
 #include "simd/dispatch.hpp"
@@ -73,29 +74,44 @@ uint32_t calibrate_nprobe(const SegmentArrays& a, const std::vector<uint32_t>& r
   std::vector<uint32_t> queries(nq);
   for (auto& q : queries) q = uint32_t(rng() % n);
 
+  // Exact neighbours of all sample rows in one blocked pass over the rows
+  // (the matrix kernel, as batched exact search does).
+  std::vector<float> qs(nq * dim);
+  for (size_t qi = 0; qi < nq; ++qi)
+    std::copy_n(a.vectors.data() + size_t{queries[qi]} * dim, dim, qs.data() + qi * dim);
+  const size_t kk = std::min(kCalibrationK, n - 1);
+  std::vector<TopK> tops(nq, TopK(kk));
+  parallel_for(nq, threads, [&](size_t q0, size_t q1) {
+    constexpr size_t kRows = 512;
+    std::vector<float> scores((q1 - q0) * kRows);
+    for (size_t r0 = 0; r0 < n; r0 += kRows) {
+      const size_t m = std::min(kRows, n - r0);
+      k.dot_f32_multi(qs.data() + q0 * dim, q1 - q0, a.vectors.data() + r0 * dim, m, dim, scores.data());
+      for (size_t qi = q0; qi < q1; ++qi)
+        for (size_t j = 0; j < m; ++j) {
+          const size_t r = r0 + j;
+          if (r == queries[qi]) continue;  // a row is not its own neighbour
+          float sc = scores[(qi - q0) * m + j];
+          if (a.metric == Metric::l2) sc = 2 * sc - a.sqnorms[r];
+          tops[qi].push(sc, 0, uint32_t(r));
+        }
+    }
+  });
   std::vector<uint32_t> needed(nq * kCalibrationK, uint32_t(nlist));
   parallel_for(nq, threads, [&](size_t q0, size_t q1) {
-    std::vector<float> scores(n), cscores(nlist);
-    std::vector<uint32_t> order(n), rank_of_list(nlist), lists(nlist);
+    std::vector<float> cscores(nlist);
+    std::vector<uint32_t> rank_of_list(nlist), lists(nlist);
     for (size_t qi = q0; qi < q1; ++qi) {
-      const uint32_t self = queries[qi];
-      const float* q = a.vectors.data() + size_t{self} * dim;
-      k.dot_f32(q, a.vectors.data(), nullptr, n, dim, scores.data());
-      if (a.metric == Metric::l2)
-        for (size_t i = 0; i < n; ++i) scores[i] = 2 * scores[i] - a.sqnorms[i];
-      scores[self] = -INFINITY;
-      const size_t kk = std::min(kCalibrationK, n - 1);
-      std::iota(order.begin(), order.end(), 0u);
-      std::partial_sort(order.begin(), order.begin() + kk, order.end(),
-                        [&](uint32_t x, uint32_t y) { return scores[x] > scores[y]; });
-      k.dot_f32(q, a.centroids.data(), nullptr, nlist, dim, cscores.data());
+      k.dot_f32(qs.data() + qi * dim, a.centroids.data(), nullptr, nlist, dim, cscores.data());
       if (a.metric == Metric::l2)
         for (size_t c = 0; c < nlist; ++c) cscores[c] = 2 * cscores[c] - a.centroid_sqnorms[c];
       std::iota(lists.begin(), lists.end(), 0u);
       std::sort(lists.begin(), lists.end(),
                 [&](uint32_t x, uint32_t y) { return cscores[x] > cscores[y]; });
       for (size_t r = 0; r < nlist; ++r) rank_of_list[lists[r]] = uint32_t(r);
-      for (size_t j = 0; j < kk; ++j) needed[qi * kCalibrationK + j] = rank_of_list[row_list[order[j]]] + 1;
+      const auto hits = tops[qi].sorted();
+      for (size_t j = 0; j < hits.size(); ++j)
+        needed[qi * kCalibrationK + j] = rank_of_list[row_list[hits[j].row]] + 1;
     }
   });
   std::sort(needed.begin(), needed.end());

@@ -2,6 +2,7 @@
 // called only after dispatch has checked the CPU.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "simd/dot_i8_avx512.hpp"
@@ -98,7 +99,10 @@ void dot_f32_multi(const float* queries, size_t nq, const float* rows, size_t n,
   constexpr size_t Q = 8;
   thread_local std::vector<float> packed;
   const size_t blocks = (n + W - 1) / W;
-  packed.assign(blocks * dim * W, 0.0f);
+  packed.resize(blocks * dim * W);
+  if (n % W)  // only the last block has lanes without a row: zero them
+    for (size_t d = 0; d < dim; ++d)
+      std::fill_n(packed.data() + (blocks - 1) * dim * W + d * W + n % W, W - n % W, 0.0f);
   for (size_t r = 0; r < n; ++r) {
     float* dst = packed.data() + (r / W) * dim * W + r % W;
     const float* src = rows + r * dim;
