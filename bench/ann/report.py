@@ -86,14 +86,15 @@ def _header(doc) -> list[str]:
     return [
         "# ANN retrieval: rank-engine vs FAISS, hnswlib, usearch",
         "",
-        f"- **engine SIMD: `{bi['simd']}`** (supported: {', '.join(bi['simd_supported'])}; "
+        f"- **engine SIMD: `{bi['simd']}`**"
+        + (f", kernels `{bi['kernels']}`" if bi.get("kernels") else "")
+        + f" (supported: {', '.join(bi['simd_supported'])}; "
         f"compiler {bi['compiler']}; rank-engine {s['engine_version']})",
         f"- **CPU: {s['cpu']}** ({s['cpus']} logical CPUs); every library single-threaded",
         f"- peers: faiss-cpu {v.get('faiss-cpu')} ({s.get('faiss_compile_options', '?')}), "
         f"hnswlib {v.get('hnswlib')}, usearch {v.get('usearch')}; numpy {v.get('numpy')}, "
         f"Python {s['python']}",
-        f"- command: `{doc['command']}`, started {doc['started_at']}, "
-        f"took {doc['elapsed_s'] / 60:.1f} min",
+        *_runs_lines(doc),
         f"- workload: `make_catalogue({w['n']:,}, dim={w['dim']})`: {w['n_clusters']:,} clusters "
         f"(largest {w['largest_cluster_share'] * 100:.1f} %), {w['n_merchants']:,} merchants "
         f"(largest {w['largest_merchant_share'] * 100:.1f} %), {w['in_stock_share'] * 100:.0f} % in "
@@ -107,6 +108,21 @@ def _header(doc) -> list[str]:
         "(build table, column *check*).",
         "",
     ]
+
+
+def _runs_lines(doc) -> list[str]:
+    runs = doc.get("runs") or [{k: doc[k] for k in ("command", "started_at", "elapsed_s")}]
+    if len(runs) == 1:
+        r = runs[0]
+        return [f"- command: `{r['command']}`, started {r['started_at']}, "
+                f"took {r['elapsed_s'] / 60:.1f} min"]
+    out = ["- merged from runs of the same workload (rows say which, see Notes):"]
+    for r in runs:
+        rows = [x.get("label", x["runtime"]) for x in doc["results"]
+                if x.get("run_started_at") == r["started_at"]]
+        out.append(f"  - `{r['command']}`, started {r['started_at']}, took {r['elapsed_s'] / 60:.1f} min"
+                   + (f" ({', '.join(rows)})" if rows else ""))
+    return out
 
 
 def _build_section(doc) -> list[str]:
@@ -278,6 +294,11 @@ def _notes(doc) -> list[str]:
             out.append(f"- {r['runtime']}: skipped ({r['skipped']}).")
         elif "error" in r:
             out.append(f"- {r['runtime']}: {r['error']}.")
+    reused = [r for r in doc["results"] if r.get("reused")]
+    if reused:
+        out.append("- Rows reused from an earlier run of the same workload (`--reuse`): "
+                   + ", ".join(f"{r.get('label', r['runtime'])} ({r['reused']})" for r in reused)
+                   + ".")
     partial = sorted({r["label"] for r in _ok(doc["results"])
                       for pts in _all_points(r) for p in pts if p.get("partial")})
     if partial:
@@ -285,11 +306,18 @@ def _notes(doc) -> list[str]:
                    f"a batch-1 loop stops after {doc['settings']['budget_s']:g} s once "
                    f"{doc['settings']['min_queries']} queries are done (slow configurations of "
                    f"{', '.join(partial)}); their recall is over those queries.")
-    modules = {json.dumps(r.get("extra", {}).get("build_info"), sort_keys=True)
-               for r in _ok(doc["results"]) if r.get("is_engine")}
-    if len(modules) > 1:
-        out.append("- The engine's build info differed between workers (the native module was "
-                   "rebuilt during the run); compare engine rows with care.")
+    engine_rows = [r for r in _ok(doc["results"]) if r.get("is_engine")]
+    stamps = {r["label"]: r.get("extra", {}).get("native_module", "") for r in engine_rows}
+    if stamps:
+        path = next(iter(stamps.values())).split(" (")[0]
+        heads = {r["label"]: r.get("extra", {}).get("source_head") for r in engine_rows}
+        loaded = ", ".join(f"{label}: {s.split(' (')[-1].rstrip(')')}"
+                           + (f" (source `{heads[label]}`)" if heads.get(label) else "")
+                           for label, s in stamps.items())
+        out.append(f"- Engine native module `{path}`, modified at (as each worker loaded it) {loaded}.")
+        if len(set(stamps.values())) > 1:
+            out.append("- **The engine's native module was rebuilt between engine workers**: "
+                       "engine rows may come from different commits; compare them with care.")
     st = doc["settings"]
     if st.get("jobs", 1) > 1:
         out.append(f"- **{st['jobs']} workers ran at once** (smoke-test mode): libraries competed "
@@ -365,8 +393,10 @@ def plot(doc, path: Path) -> None:
     w = doc["workload"]
     ax.set_xlabel(f"recall@{w['k']}")
     ax.set_ylabel("queries per second (one thread, batch 1, log scale)")
+    bi = doc["system"]["engine_build_info"]
     ax.set_title(f"{w['n']:,} x {w['dim']} catalogue, {w['n_queries']:,} queries — "
-                 f"{doc['system']['cpu']}, engine simd={doc['system']['engine_build_info']['simd']}\n"
+                 f"{doc['system']['cpu']}, engine simd={bi['simd']}"
+                 + (f" ({bi['kernels']})" if bi.get("kernels") else "") + "\n"
                  "★ = engine at its calibrated default ef", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:

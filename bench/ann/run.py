@@ -3,6 +3,8 @@
     python -m bench.ann.run                 # 1,000,000 x 64, 1,000 queries (10-30 min on 2 cores)
     python -m bench.ann.run --quick         # 100,000 items, 200 queries, for smoke testing
     python -m bench.ann.run --runtimes engine-f32,faiss-ivf-flat
+    python -m bench.ann.run --runtimes engine-f32,engine-f16,engine-i8 --reuse
+                                            # re-run some, keep the other rows of the last run
 
 Writes bench/results/ann.md and ann_recall_qps.png (``--quick``: ann_quick.*),
 and the raw points as JSON next to them. Every library runs single-threaded,
@@ -79,6 +81,7 @@ def run_worker(name: str, args, out_path: str) -> dict:
            "--queries", str(args.queries), "--k", str(args.k), "--batch", str(args.batch),
            "--budget", str(args.budget), "--min-queries", str(args.min_queries),
            "--repeats", str(args.repeats), "--out", out_path]
+    key = Params(n=args.n, n_queries=args.queries, k=args.k).key
     for attempt in range(2):
         if os.path.exists(out_path):
             os.remove(out_path)
@@ -88,6 +91,10 @@ def run_worker(name: str, args, out_path: str) -> dict:
             with open(out_path) as f:
                 result = json.load(f)
             result["wall_s"] = time.perf_counter() - start
+            result["workload_key"] = key
+            result["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            with open(out_path, "w") as f:
+                json.dump(result, f, indent=1)
             return result
         log(f"{name}: worker exited with {proc.returncode}"
             + (f"; retrying in {CRASH_RETRY_WAIT_S} s" if attempt == 0 else ""))
@@ -113,6 +120,8 @@ def main(argv=None) -> int:
                     help="workers at once (default 1; quick 2: smoke test, timings disturbed)")
     ap.add_argument("--runtimes", default=",".join(ORDER),
                     help=f"comma-separated subset of: {', '.join(ORDER)}")
+    ap.add_argument("--reuse", action="store_true",
+                    help="add the last results (same workload) of runtimes not in --runtimes")
     ap.add_argument("--name", default=None, help="output name (default ann, quick: ann_quick)")
     args = ap.parse_args(argv)
     args.n = args.n or (100_000 if args.quick else 1_000_000)
@@ -147,11 +156,41 @@ def main(argv=None) -> int:
         return result
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(one, runtimes))
+        fresh = dict(zip(runtimes, pool.map(one, runtimes)))
+    run_record = {"command": command.strip(), "started_at": started_at}
+    for rt, result in fresh.items():
+        result["run_started_at"] = started_at
+        with open(RESULTS_DIR / "cache" / f"{name}-{rt}.json", "w") as f:
+            json.dump(result, f, indent=1)
+    previous_runs = []
+    if args.reuse and (RESULTS_DIR / f"{name}.json").exists():
+        with open(RESULTS_DIR / f"{name}.json") as f:
+            old_doc = json.load(f)
+        previous_runs = old_doc.get("runs") or [
+            {k: old_doc.get(k) for k in ("command", "started_at", "elapsed_s")}]
+    results = []
+    for rt in ORDER:
+        if rt in fresh:
+            results.append(fresh[rt])
+            continue
+        cached = RESULTS_DIR / "cache" / f"{name}-{rt}.json"
+        if args.reuse and cached.exists():
+            with open(cached) as f:
+                old = json.load(f)
+            if old.get("workload_key", params.key) == params.key:
+                old["reused"] = old.get("finished_at") or datetime.fromtimestamp(
+                    cached.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                if "run_started_at" not in old and previous_runs:
+                    old["run_started_at"] = previous_runs[-1]["started_at"]
+                results.append(old)
+                log(f"{rt}: reusing the result of {old['reused']}")
 
+    run_record["elapsed_s"] = time.perf_counter() - started
+    used = {r.get("run_started_at") for r in results}
+    runs = [r for r in previous_runs if r["started_at"] in used and r["started_at"] != started_at]
     doc = {
         "command": command.strip(), "started_at": started_at,
-        "elapsed_s": time.perf_counter() - started, "system": info,
+        "elapsed_s": run_record["elapsed_s"], "runs": runs + [run_record], "system": info,
         "workload": report.describe_workload(wl), "settings": {
             "k": args.k, "batch": min(args.batch, args.queries), "budget_s": args.budget,
             "min_queries": args.min_queries, "threads": 1, "repeats": args.repeats,
