@@ -7,7 +7,6 @@ _check_environment()
 from engine import _core  # noqa: E402
 from engine.errors import CorruptFileError  # noqa: E402
 from engine.vector_index import VectorIndex  # noqa: E402
-from engine.usearch_index import UsearchIndex  # noqa: E402
 
 __version__ = _core.build_info()["version"]
 
@@ -20,6 +19,17 @@ def build_info() -> dict:
     can run), ``compiler`` and ``version``.
     """
     return dict(_core.build_info())
+
+
+def __getattr__(name: str):
+    # usearch is imported on first use only: its wheel bundles its own C++
+    # runtime, and loading it before FAISS makes FAISS crash in
+    # faiss.index_factory, so `import engine` must not load it.
+    if name == "UsearchIndex":
+        from engine.usearch_index import UsearchIndex
+
+        return UsearchIndex
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
 __all__ = ["VectorIndex", "UsearchIndex", "CorruptFileError", "build_info", "__version__"]

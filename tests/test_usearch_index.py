@@ -552,3 +552,14 @@ def test_writes_during_searches_are_all_or_nothing(world):
         t.join()
     assert not errors, errors[0]
     assert len(index) == 4000 + 4000 - 8 * 200
+
+
+def test_importing_engine_does_not_load_usearch():
+    """usearch bundles its own C++ runtime, which breaks FAISS if loaded first."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-P", "-c", "import sys, engine; print('usearch' in sys.modules)"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
