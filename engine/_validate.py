@@ -9,13 +9,21 @@ never reinterpreted.
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 import numpy as np
 
 from engine import _arrow
 
 MAX_ID = 2**63 - 1
+
+
+class AttributeColumn(msgspec.Struct, forbid_unknown_fields=True):
+    """An attribute column as index files record it."""
+
+    name: str
+    kind: Literal["int", "bool"]
 
 
 def _is_arrow(obj: Any) -> bool:

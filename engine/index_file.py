@@ -8,16 +8,12 @@ from typing import Literal
 import msgspec
 
 from engine import _core, _safetensors
+from engine._validate import AttributeColumn
 from engine.errors import CorruptFileError
 
 FORMAT = "rank-engine/vector-index"
 FORMAT_VERSION = 1
 _HEADER_KEY = "rank_engine.vector_index"
-
-
-class _Column(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    kind: Literal["int", "bool"]
 
 
 class _Segment(msgspec.Struct, forbid_unknown_fields=True):
@@ -41,7 +37,7 @@ class _Header(msgspec.Struct, forbid_unknown_fields=True):
     nlist: int
     min_ivf_rows: int
     seed: int
-    columns: list[_Column]
+    columns: list[AttributeColumn]
     segments: list[_Segment]
 
 
@@ -55,7 +51,7 @@ def save(index, path: str) -> None:
     header = _Header(
         format=FORMAT, format_version=FORMAT_VERSION, dim=native.dim, metric=native.metric,
         storage=native.storage, nlist=native.nlist_option, min_ivf_rows=native.min_ivf_rows,
-        seed=native.seed, columns=[_Column(n, k) for n, k in index._kinds.items()],
+        seed=native.seed, columns=[AttributeColumn(n, k) for n, k in index._kinds.items()],
         segments=[msgspec.convert(seg["meta"], _Segment) for seg in segments],
     )
     _safetensors.write_versioned(path, arrays, _HEADER_KEY, header)

@@ -19,6 +19,7 @@ from usearch.index import Index as _UIndex
 from usearch.index import MetricKind, ScalarKind
 
 from engine import _safetensors, _validate
+from engine._validate import AttributeColumn
 from engine.errors import CorruptFileError
 
 METRICS = ("ip", "cos", "l2")
@@ -526,7 +527,7 @@ class UsearchIndex:
                 format=FORMAT, format_version=FORMAT_VERSION, dim=self._dim, metric=self._metric,
                 storage=self._storage, connectivity=self._connectivity,
                 expansion_add=self._expansion_add, expansion_search=self._expansion_search,
-                seed=self._seed, columns=[_Column(c, kind) for c, kind in self._kinds.items()],
+                seed=self._seed, columns=[AttributeColumn(c, kind) for c, kind in self._kinds.items()],
                 rows=n, live=len(self), graph=_Graph(file=graph_name, bytes=size, crc32=crc),
             )
             arrays = {"ids": self._ids[:n], "live": self._live[:n], "vectors": self._vectors[:n],
@@ -768,11 +769,6 @@ _Count = Annotated[int, msgspec.Meta(ge=0)]
 _Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
-class _Column(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    kind: Literal["int", "bool"]
-
-
 class _Graph(msgspec.Struct, forbid_unknown_fields=True):
     file: str
     bytes: _Count
@@ -789,7 +785,7 @@ class _Header(msgspec.Struct, forbid_unknown_fields=True):
     expansion_add: _Positive
     expansion_search: _Positive
     seed: _Count
-    columns: list[_Column]
+    columns: list[AttributeColumn]
     rows: _Count
     live: _Count
     graph: _Graph
