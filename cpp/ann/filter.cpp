@@ -98,6 +98,7 @@ Plan make_plan(const SegmentView& view, const FilterSpec& filter, size_t k, uint
                                            size_t(unfiltered * std::sqrt(selectivity)));
     const double scanned = std::min(double(n), std::max(unfiltered,
                                                         double(plan.target_matches) / selectivity));
+    plan.expected_lists = uint32_t(std::min(double(a.nlist), std::ceil(scanned / per_list)));
     const double exact_cost = double(driving) * (1.0 + kCheckCost * double(n_checks));
     const double scored = plan.check_late || n_checks == 0 ? scanned : scanned * selectivity;
     const double checked = plan.check_late ? 0.0 : scanned * kCheckCost * double(n_checks);

@@ -65,6 +65,7 @@ struct Plan {
   std::vector<uint64_t> allow_bits;  // allow-list as a bitset: by row (exact), by position (walk)
   const uint64_t* dead = nullptr;    // by row (exact) or by list position (walk)
   uint32_t nprobe = 0;          // lists to probe at least
+  uint32_t expected_lists = 0;  // lists the walk is expected to visit (>= nprobe)
   size_t target_matches = 0;    // matching rows to see before stopping (filtered walk)
   size_t rerank = 0;            // approximate candidates re-scored in f32 (0: none)
   double selectivity = 1.0;     // estimated share of live rows that match

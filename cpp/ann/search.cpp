@@ -216,8 +216,8 @@ uint64_t list_key(float score, uint32_t list) {
 }
 
 // The i-th list to probe. Two stages: int8 centroid codes score every list
-// approximately; the best max(64, 4 * hint), found by selection rather than
-// sorting, are re-scored in f32 and sorted exactly. A filtered walk that
+// approximately; the best hint + 8, found by selection rather than sorting,
+// are re-scored in f32 and sorted exactly. A filtered walk that
 // goes further continues with the rest in approximate order.
 uint32_t list_at(const float* q, const Segment& seg, size_t i, size_t hint, Scratch& s) {
   const SegmentArrays& a = seg.arrays();
@@ -235,7 +235,9 @@ uint32_t list_at(const float* q, const Segment& seg, size_t i, size_t hint, Scra
       approx[c] = float(s.list_int_scores[c]) * s.q8_scale * cs[c];
       if (a.metric == Metric::l2) approx[c] = 2 * approx[c] - a.centroid_sqnorms[c];
     }
-    const size_t exact = std::min(nlist, std::max<size_t>(64, 4 * hint));
+    // The int8 ranking is close: re-scoring hint + 8 lists in f32 gave the
+    // same recall at 1M rows as re-scoring 4 * hint, for a third of the work.
+    const size_t exact = std::min(nlist, std::max<size_t>(16, hint + 8));
     // Select the best `exact` without sorting: the smallest of the maxima of
     // `exact` disjoint blocks is a score that at least `exact` lists reach,
     // which leaves a few hundred candidates to select from.
@@ -269,14 +271,19 @@ uint32_t list_at(const float* q, const Segment& seg, size_t i, size_t hint, Scra
     std::sort(s.list_keys.begin(), s.list_keys.end());
     s.ranked = exact;
   }
-  if (i >= s.list_keys.size()) {
-    // Rare (long filtered walks): the remaining lists in approximate order.
-    std::vector<uint8_t> taken(nlist, 0);
-    for (uint64_t key : s.list_keys) taken[uint32_t(key)] = 1;
-    const size_t first = s.list_keys.size();
-    for (size_t c = 0; c < nlist; ++c)
-      if (!taken[c]) s.list_keys.push_back(list_key(s.list_approx[c], uint32_t(c)));
-    std::sort(s.list_keys.begin() + first, s.list_keys.end());
+  if (i >= s.ranked) {
+    // Rare (long filtered walks): the remaining lists in approximate order,
+    // sorted lazily in growing chunks.
+    if (s.list_keys.size() < nlist) {
+      s.list_taken.assign(nlist, 0);
+      for (uint64_t key : s.list_keys) s.list_taken[uint32_t(key)] = 1;
+      for (size_t c = 0; c < nlist; ++c)
+        if (!s.list_taken[c]) s.list_keys.push_back(list_key(s.list_approx[c], uint32_t(c)));
+    }
+    const size_t upto = std::min(nlist, std::max(2 * s.ranked, i + 1));
+    auto b = s.list_keys.begin();
+    std::partial_sort(b + s.ranked, b + upto, s.list_keys.end());
+    s.ranked = upto;
   }
   return uint32_t(s.list_keys[i]);
 }
@@ -316,9 +323,9 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
   s.int_scores.resize(kBlock);
   for (size_t li = 0; li < a.nlist; ++li) {
     if (li >= plan.nprobe && (!check || matches >= plan.target_matches)) break;
-    const uint32_t list = list_at(q, segment, li, plan.nprobe, s);
+    const uint32_t list = list_at(q, segment, li, plan.expected_lists, s);
     const size_t p0 = a.list_offsets[list], p1 = a.list_offsets[list + size_t{1}];
-    if (check && !plan.check_late && li + 1 < a.nlist) prefetch_checks(plan, a, list_at(q, segment, li + 1, plan.nprobe, s));
+    if (check && !plan.check_late && li + 1 < a.nlist) prefetch_checks(plan, a, list_at(q, segment, li + 1, plan.expected_lists, s));
     for (size_t b = p0; b < p1; b += kBlock) {
       const size_t e = std::min(p1, b + kBlock);
       // Positions relative to the block start, so the kernels index from it.
@@ -405,7 +412,7 @@ void walk_ivf_batch(const float* queries, size_t nq, const Segment& segment, con
   for (size_t qi = 0; qi < nq; ++qi) {
     new_query(s);
     for (size_t li = 0; li < plan.nprobe; ++li)
-      pairs.push_back((uint64_t{list_at(queries + qi * dim, segment, li, plan.nprobe, s)} << 32) | qi);
+      pairs.push_back((uint64_t{list_at(queries + qi * dim, segment, li, plan.expected_lists, s)} << 32) | qi);
   }
   std::sort(pairs.begin(), pairs.end());
   s.batch_approx.resize(std::max(s.batch_approx.size(), nq), TopK(1));

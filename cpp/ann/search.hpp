@@ -33,8 +33,9 @@ struct Scratch {
   std::vector<float> list_approx;  // int8 estimate of every list's score
   std::vector<std::pair<float, uint32_t>> list_candidates;
   std::vector<float> list_scores;
-  std::vector<uint64_t> list_keys;  // (score, list) keys best first, see list_at()
-  size_t ranked = 0;                // how many of them are ranked by exact scores
+  std::vector<uint64_t> list_keys;  // (score, list) keys, see list_at()
+  size_t ranked = 0;                // list_keys[0, ranked) is sorted best first
+  std::vector<uint8_t> list_taken;
   TopK approx{1};                   // candidates from compact codes, before re-ranking
   std::vector<uint32_t> rerank_rows;
 };
