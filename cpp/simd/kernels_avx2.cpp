@@ -7,6 +7,7 @@
 
 #include "simd/half.hpp"
 #include "simd/kernels.hpp"
+#include "simd/pack_rows.hpp"
 
 namespace engine::simd {
 namespace {
@@ -121,16 +122,7 @@ void dot_f32_multi(const float* queries, size_t nq, const float* rows, size_t n,
                    float* out) {
   constexpr size_t Q = 4;
   thread_local std::vector<float> packed;
-  const size_t blocks = (n + W - 1) / W;
-  packed.resize(blocks * dim * W);
-  if (n % W)  // only the last block has lanes without a row: zero them
-    for (size_t d = 0; d < dim; ++d)
-      std::fill_n(packed.data() + (blocks - 1) * dim * W + d * W + n % W, W - n % W, 0.0f);
-  for (size_t r = 0; r < n; ++r) {
-    float* dst = packed.data() + (r / W) * dim * W + r % W;
-    const float* src = rows + r * dim;
-    for (size_t d = 0; d < dim; ++d) dst[d * W] = src[d];
-  }
+  const size_t blocks = pack_rows<W>(rows, n, dim, packed);
   alignas(32) float tmp[W];
   for (size_t b = 0; b < blocks; ++b) {
     const float* pb = packed.data() + b * dim * W;
