@@ -23,6 +23,7 @@ Q = np.ones(4, np.float32)
     (dict(dim=4, metric="dot"), ValueError, "metric"),
     (dict(dim=4, storage="f8"), ValueError, "storage"),
     (dict(dim=4, nlist=0), ValueError, "nlist"),
+    (dict(dim=70_000), ValueError, "dim: at most 65536"),
 ])
 def test_constructor_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -52,6 +52,8 @@ size_t Snapshot::live() const {
 
 Index::Index(IndexOptions options) : options_(options), current_(std::make_shared<Snapshot>()) {
   if (options_.dim == 0) throw ValueError("dim: must be a positive integer");
+  // int8 dot products accumulate dim * 127 * 127 in int32.
+  if (options_.dim > 65536) throw ValueError("dim: at most 65536 is supported");
 }
 
 std::shared_ptr<const Snapshot> Index::snapshot() const {

@@ -40,7 +40,7 @@ void require_offsets(const uint64_t* off, size_t count, uint64_t total, const st
 
 void validate(const SegmentArrays& a) {
   const size_t n = a.rows(), dim = a.dim, cols = a.n_columns;
-  require(dim > 0, "dim: must be positive");
+  require(dim > 0 && dim <= 65536, "dim: must be in [1, 65536]");
   require(n > 0 && n < (size_t{1} << 32), "ids: row count out of range");
   require_size(a.vectors, n * dim, "vectors");
   require_size(a.sqnorms, n, "sqnorms");
