@@ -32,35 +32,46 @@ bool passes_at(const Plan& plan, const SegmentArrays& a, size_t p) {
   return true;
 }
 
+// ok[j] &= column value j satisfies the condition, for one column slice.
+template <typename T>
+void check_column(const Condition& c, const T* col, size_t m, uint8_t* ok) {
+  const auto& vals = c.values;
+  if (!c.bits.empty()) {
+    const uint64_t* bits = c.bits.data();
+    const uint64_t lo = uint64_t(c.lo), span = 64 * c.bits.size();
+    for (size_t j = 0; j < m; ++j) {
+      const uint64_t o = uint64_t(int64_t(col[j])) - lo;  // wraps below lo
+      ok[j] &= uint8_t(o < span && ((bits[o >> 6] >> (o & 63)) & 1u));
+    }
+  } else if (vals.size() == 1) {
+    const int64_t v = vals[0];
+    for (size_t j = 0; j < m; ++j) ok[j] &= uint8_t(int64_t(col[j]) == v);
+  } else if (vals.size() <= 8) {
+    for (size_t j = 0; j < m; ++j) {
+      uint8_t hit = 0;
+      for (int64_t v : vals) hit |= uint8_t(int64_t(col[j]) == v);
+      ok[j] &= hit;
+    }
+  } else {
+    for (size_t j = 0; j < m; ++j) ok[j] &= uint8_t(c.contains(int64_t(col[j])));
+  }
+}
+
 // Positions b + out[i] in [b, e) that pass every check. Each condition is one
-// tight loop over a column, so the common ones (one value, a few values)
+// tight loop over a column (int32 when the values fit), so the common ones
 // vectorise; survivors are compacted without branches.
-size_t filter_block(const Plan& plan, const SegmentArrays& a, size_t b, size_t e, uint32_t* out,
+size_t filter_block(const Plan& plan, const Segment& seg, size_t b, size_t e, uint32_t* out,
                     uint8_t* ok) {
+  const SegmentArrays& a = seg.arrays();
   const size_t m = e - b, n = a.rows();
+  const auto& narrow = seg.list_attrs32();
   std::fill(ok, ok + m, uint8_t{1});
   for (const Condition* c : plan.checks) {
-    const int64_t* col = a.list_attrs.data() + size_t{c->column} * n + b;
-    const auto& vals = c->values;
-    if (vals.size() == 1) {
-      const int64_t v = vals[0];
-      for (size_t j = 0; j < m; ++j) ok[j] &= uint8_t(col[j] == v);
-    } else if (vals.size() <= 8) {
-      for (size_t j = 0; j < m; ++j) {
-        uint8_t hit = 0;
-        for (int64_t v : vals) hit |= uint8_t(col[j] == v);
-        ok[j] &= hit;
-      }
-    } else if (!c->bits.empty()) {
-      const uint64_t* bits = c->bits.data();
-      const uint64_t lo = uint64_t(c->lo), span = 64 * c->bits.size();
-      for (size_t j = 0; j < m; ++j) {
-        const uint64_t o = uint64_t(col[j]) - lo;  // wraps below lo
-        ok[j] &= uint8_t(o < span && ((bits[o >> 6] >> (o & 63)) & 1u));
-      }
-    } else {
-      for (size_t j = 0; j < m; ++j) ok[j] &= uint8_t(c->contains(col[j]));
-    }
+    const size_t at = size_t{c->column} * n + b;
+    if (!narrow.empty())
+      check_column(*c, narrow.data() + at, m, ok);
+    else
+      check_column(*c, a.list_attrs.data() + at, m, ok);
   }
   if (plan.dead)
     for (size_t j = 0; j < m; ++j) ok[j] &= uint8_t(!test_bit(plan.dead, b + j));
@@ -117,11 +128,15 @@ void offer_masked(const float* scores, const uint8_t* pass, uint32_t first, size
 
 // The next list's attribute columns: the filter reads them first, and a
 // list is too short a stream for the hardware prefetcher to catch.
-void prefetch_checks(const Plan& plan, const SegmentArrays& a, uint32_t list) {
+void prefetch_checks(const Plan& plan, const Segment& seg, uint32_t list) {
+  const SegmentArrays& a = seg.arrays();
   const size_t p0 = a.list_offsets[list], p1 = a.list_offsets[list + size_t{1}];
+  const bool narrow = !seg.list_attrs32().empty();
+  const size_t width = narrow ? 4 : 8;
   for (const Condition* c : plan.checks) {
-    const char* col = reinterpret_cast<const char*>(a.list_attrs.data() + size_t{c->column} * a.rows());
-    for (size_t off = p0 * 8; off < p1 * 8; off += 64) __builtin_prefetch(col + off);
+    const char* col = narrow ? reinterpret_cast<const char*>(seg.list_attrs32().data() + size_t{c->column} * a.rows())
+                             : reinterpret_cast<const char*>(a.list_attrs.data() + size_t{c->column} * a.rows());
+    for (size_t off = p0 * width; off < p1 * width; off += 64) __builtin_prefetch(col + off);
   }
 }
 
@@ -325,7 +340,7 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
     if (li >= plan.nprobe && (!check || matches >= plan.target_matches)) break;
     const uint32_t list = list_at(q, segment, li, plan.expected_lists, s);
     const size_t p0 = a.list_offsets[list], p1 = a.list_offsets[list + size_t{1}];
-    if (check && !plan.check_late && li + 1 < a.nlist) prefetch_checks(plan, a, list_at(q, segment, li + 1, plan.expected_lists, s));
+    if (check && !plan.check_late && li + 1 < a.nlist) prefetch_checks(plan, segment, list_at(q, segment, li + 1, plan.expected_lists, s));
     for (size_t b = p0; b < p1; b += kBlock) {
       const size_t e = std::min(p1, b + kBlock);
       // Positions relative to the block start, so the kernels index from it.
@@ -339,7 +354,7 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
       if (check) {
         s.picks.resize(kBlock);
         s.pass.resize(kBlock);
-        s.picks.resize(filter_block(plan, a, b, e, s.picks.data(), s.pass.data()));
+        s.picks.resize(filter_block(plan, segment, b, e, s.picks.data(), s.pass.data()));
         matches += s.picks.size();
         if (s.picks.empty()) continue;
         // Picked rows are scattered cache lines the hardware will not

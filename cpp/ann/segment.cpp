@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "ann/filter.hpp"
 #include "ann/quantise.hpp"
@@ -119,6 +120,10 @@ Segment::Segment(SegmentArrays arrays) : a_(std::move(arrays)) {
   if (a_.nlist) {
     row_to_pos_.resize(a_.rows());
     for (size_t p = 0; p < a_.rows(); ++p) row_to_pos_[a_.list_rows[p]] = uint32_t(p);
+    const bool fits = std::all_of(a_.list_attrs.begin(), a_.list_attrs.end(), [](int64_t v) {
+      return v >= std::numeric_limits<int32_t>::min() && v <= std::numeric_limits<int32_t>::max();
+    });
+    if (fits) list_attrs32_.assign(a_.list_attrs.begin(), a_.list_attrs.end());
   }
 }
 

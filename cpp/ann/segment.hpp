@@ -76,6 +76,9 @@ class Segment {
   // Row -> its position in list order (IVF segments only): lets removals and
   // allow-lists be expressed in list order, where the IVF walk reads.
   uint32_t position_of(uint32_t row) const { return row_to_pos_[row]; }
+  // list_attrs as int32 when every value fits (ids usually do): the filtered
+  // walk reads half the bytes. Empty otherwise.
+  const std::vector<int32_t>& list_attrs32() const { return list_attrs32_; }
 
  private:
   explicit Segment(SegmentArrays arrays);
@@ -83,6 +86,7 @@ class Segment {
   std::vector<int8_t> centroid_codes_;
   std::vector<float> centroid_code_scales_;
   std::vector<uint32_t> row_to_pos_;
+  std::vector<int32_t> list_attrs32_;
 };
 
 }  // namespace engine::ann
