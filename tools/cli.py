@@ -14,12 +14,13 @@ def main(argv: list[str] | None = None) -> int:
         help="generate a catalogue, build and save an index, report recall and latency",
     )
     quick.add_argument("--out", default="quickstart-out", help="folder for the index file")
-    quick.add_argument("--items", type=int, default=200_000)
-    quick.add_argument("--dim", type=int, default=64)
-    quick.add_argument("--queries", type=int, default=1_000)
-    quick.add_argument("--storage", choices=("f32", "f16", "i8"), default="i8")
-    quick.add_argument("--threads", type=int, default=2, help="threads for the build")
-    quick.add_argument("--seed", type=int, default=0)
+    quick.add_argument("--items", type=int, default=200_000, help="catalogue size (default 200,000)")
+    quick.add_argument("--dim", type=int, default=64, help="embedding dimensions (default 64)")
+    quick.add_argument("--queries", type=int, default=1_000, help="queries per search kind (default 1,000)")
+    quick.add_argument("--storage", choices=("f32", "f16", "i8"), default="i8",
+                       help="how the IVF lists store vectors (default i8)")
+    quick.add_argument("--threads", type=int, default=2, help="threads for the build (default 2)")
+    quick.add_argument("--seed", type=int, default=0, help="seed of the generated catalogue")
     args = parser.parse_args(argv)
     if args.command == "quickstart":
         from tools.quickstart import run
