@@ -143,6 +143,7 @@ void bind_index(py::module_& m) {
       .def_property_readonly("seed", [](const Index& i) { return i.options().seed; })
       .def_property_readonly("columns", [](const Index& i) { return i.snapshot()->columns; })
       .def("__len__", [](const Index& i) { return i.snapshot()->live(); })
+      .def_property_readonly("segment_count", [](const Index& i) { return i.snapshot()->segments.size(); })
       .def("add",
            [](Index& self, py::object ids, py::object vectors, std::vector<std::string> columns,
               py::object attrs, int threads) {

@@ -84,7 +84,7 @@ class VectorIndex:
     def __repr__(self) -> str:
         return (
             f"VectorIndex(dim={self.dim}, metric={self.metric!r}, storage={self.storage!r}, "
-            f"rows={len(self)}, segments={len(self._native.segments())})"
+            f"rows={len(self)}, segments={self._native.segment_count})"
         )
 
     def stats(self) -> dict[str, Any]:
@@ -116,7 +116,7 @@ class VectorIndex:
         if len(vectors) != len(ids):
             raise ValueError(f"vectors: expected {len(ids)} rows (one per id), got {len(vectors)}")
         _validate.unique_ids(ids)
-        first = len(self._native.segments()) == 0
+        first = self._native.segment_count == 0
         kinds, block = _validate.as_attributes(attributes, len(ids), None if first else self._kinds)
         if not ids.size:
             return
