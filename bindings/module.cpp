@@ -12,6 +12,7 @@ namespace engine::bind {
 void bind_kernels(py::module_& m);
 void bind_index(py::module_& m);
 void bind_arrow(py::module_& m);
+void bind_forest(py::module_& m);
 }  // namespace engine::bind
 
 #ifndef ENGINE_VERSION
@@ -46,4 +47,5 @@ PYBIND11_MODULE(_core, m) {
   engine::bind::bind_kernels(m);
   engine::bind::bind_index(m);
   engine::bind::bind_arrow(m);
+  engine::bind::bind_forest(m);
 }

@@ -6,6 +6,7 @@ _check_environment()
 
 from engine import _core  # noqa: E402
 from engine.errors import CorruptFileError  # noqa: E402
+from engine.forest import Forest, compile_forest  # noqa: E402
 from engine.vector_index import VectorIndex  # noqa: E402
 
 __version__ = _core.build_info()["version"]
@@ -32,4 +33,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
-__all__ = ["VectorIndex", "UsearchIndex", "CorruptFileError", "build_info", "__version__"]
+__all__ = [
+    "VectorIndex", "UsearchIndex", "Forest", "compile_forest", "CorruptFileError", "build_info",
+    "__version__",
+]

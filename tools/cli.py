@@ -21,11 +21,16 @@ def main(argv: list[str] | None = None) -> int:
                        help="how the IVF lists store vectors (default i8)")
     quick.add_argument("--threads", type=int, default=2, help="threads for the build (default 2)")
     quick.add_argument("--seed", type=int, default=0, help="seed of the generated catalogue")
+    from tools import compile_forest
+
+    compile_forest.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "quickstart":
         from tools.quickstart import run
 
         run(args)
+    elif args.command == "compile":
+        return compile_forest.run(args)
     return 0
 
 

@@ -1,0 +1,141 @@
+// A compiled tree ensemble, packed for evaluation: immutable once built, so
+// one Forest serves any number of threads.
+//
+// Input is the compiler's canonical form (engine/forest/ir.py): per node a
+// feature, a float32 threshold (left iff x < threshold), tree-local children
+// with larger indices than their parent, flags (default left, categorical,
+// zero is missing) and categorical bitsets. Building validates every index
+// before anything is dereferenced, so a hostile file fails with FormatError.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace engine::trees {
+
+struct EvalKernels;
+
+enum class Transform : uint8_t { identity, sigmoid, softmax };
+
+// IR flag bits (engine/forest/ir.py).
+constexpr uint8_t kDefaultLeft = 1, kCategorical = 2, kZeroIsMissing = 4;
+
+struct HeadSpec {
+  std::string name;
+  uint32_t n_outputs = 1;
+  Transform transform = Transform::identity;
+  double sigmoid_alpha = 1.0;
+  bool accumulate_f32 = false;  // XGBoost's float sum; otherwise LightGBM's double sum
+  uint32_t n_trees = 0;         // the heads' trees follow each other in the arrays
+  uint32_t leaf_width = 1;      // 1, or n_outputs for vector-leaf trees
+  std::vector<double> base_score;  // n_outputs, margin space
+};
+
+// The IR arrays of every head, concatenated head after head: tree_offsets
+// index the concatenated node arrays; left/right stay local to their tree;
+// each head's leaf values (n_nodes_h * leaf_width_h) follow the previous head's.
+struct ForestInput {
+  uint32_t n_features = 0;
+  std::vector<HeadSpec> heads;
+  const int64_t* tree_offsets = nullptr;  // n_trees + 1, global node offsets
+  const int32_t* tree_output = nullptr;   // n_trees, head-local output or -1
+  const int32_t* feature = nullptr;       // n_nodes
+  const float* threshold = nullptr;
+  const int32_t* left = nullptr;
+  const int32_t* right = nullptr;
+  const uint8_t* flags = nullptr;
+  const int64_t* cat_begin = nullptr;
+  const int64_t* cat_end = nullptr;
+  const uint32_t* cat_words = nullptr;
+  size_t n_cat_words = 0;
+  const double* leaf_value = nullptr;  // concatenated per head: n_nodes_h * leaf_width_h
+  size_t n_leaf_values = 0;
+  size_t n_trees = 0, n_nodes = 0;
+};
+
+// Rows are encoded before the walk (walk.hpp): each float becomes an int32
+// key whose signed order is the float order (-0 and +0 equal), in several
+// copies that differ only in where a missing value lands: INT32_MAX in the
+// copies read by splits that send it right, INT32_MIN where it goes left;
+// the last two copies also count |x| <= 1e-35 as missing (LightGBM's zero
+// as missing). A split then needs one integer compare and no NaN test:
+//   go_right = key(row, column) >= node.key
+//
+// 16 bytes, four to a cache line. Trees are laid out breadth first with
+// siblings side by side, so the next node is `left + go_right`, with no
+// branch or select. Leaves compare against INT32_MAX in a copy whose keys
+// never reach it and point to themselves, so a walk may take more steps
+// than a row's path without leaving its leaf.
+struct Node {
+  uint32_t column;  // feature + copy * n_features
+  int32_t key;      // the threshold's key
+  uint32_t left;    // global index; the right child is left + 1
+  uint32_t cat;     // categorical splits: 1 + index into cats(); 0 otherwise
+};
+enum Copy : uint32_t { kMissingRight = 0, kMissingLeft = 1, kZeroMissingRight = 2, kZeroMissingLeft = 3 };
+
+struct TreeInfo {
+  uint32_t root = 0;
+  uint32_t n_nodes = 0;
+  uint32_t depth = 0;         // the longest root-to-leaf path, in splits
+  int32_t output = 0;         // global output column, or -1 for vector leaves
+  uint32_t first_output = 0;  // the head's first output column
+  uint32_t width = 1;         // leaf values per leaf
+  bool special = false;       // has categorical splits
+  bool f32 = false;           // accumulate in float
+  uint64_t value_base = 0;    // leaf values of node i: values[value_base + (i - root) * width ...]
+};
+
+struct CatRange {
+  uint32_t begin, words;
+};
+
+class Forest {
+ public:
+  static Forest build(const ForestInput& in);
+
+  uint32_t n_features() const { return n_features_; }
+  uint32_t n_copies() const { return n_copies_; }  // encoded copies of each row (2 or 4)
+  uint32_t n_outputs() const { return n_outputs_; }
+  size_t n_trees() const { return trees_.size(); }
+  size_t n_nodes() const { return nodes_.size(); }
+  size_t n_leaves() const { return n_leaves_; }
+  uint32_t max_depth() const { return max_depth_; }
+  const std::vector<HeadSpec>& heads() const { return heads_; }
+
+  // out: n x n_outputs float32. Rows are row-major with `stride` floats each
+  // (at least n_features). raw=false applies each head's transform.
+  // `kernels` (tests) picks a level; by default the process's active one.
+  void predict(const float* X, size_t n, size_t stride, bool raw, int threads, float* out,
+               const EvalKernels* kernels = nullptr) const;
+  // The same from one float32 column per feature (nullptr: all missing),
+  // transposed into row blocks on the way.
+  void predict_columns(const float* const* columns, size_t n, bool raw, int threads,
+                       float* out) const;
+
+  // Evaluation internals, read by the kernels.
+  const Node* nodes() const { return nodes_.data(); }
+  const CatRange* cats() const { return cats_.data(); }
+  const uint32_t* cat_words() const { return cat_words_.data(); }
+  const TreeInfo* trees() const { return trees_.data(); }
+  const double* values() const { return values_.data(); }
+
+ private:
+  template <class Fill>  // fill(first_row, rows, acc) accumulates one chunk
+  void run_chunks(size_t n, bool raw, int threads, float* out, Fill fill) const;
+  void finish_rows(const double* acc, size_t n, bool raw, float* out) const;
+
+  uint32_t n_features_ = 0, n_outputs_ = 0, max_depth_ = 0, n_copies_ = 2;
+  size_t n_leaves_ = 0;
+  std::vector<HeadSpec> heads_;
+  std::vector<uint32_t> head_first_output_;  // per head, its first global output column
+  std::vector<Node> nodes_;
+  std::vector<CatRange> cats_;
+  std::vector<uint32_t> cat_words_;
+  std::vector<TreeInfo> trees_;
+  std::vector<double> values_;
+  std::vector<double> base_;  // per global output
+};
+
+}  // namespace engine::trees
