@@ -8,7 +8,8 @@ Canonical semantics of a node (tree-local index i; root is 0):
   (i + 1) * leaf_width]`` (``leaf_width`` is 1, or the number of outputs for
   vector-leaf trees).
 - missing input: ``x`` is NaN, or ``flags & ZERO_IS_MISSING`` and
-  ``|x| <= 1e-35`` (LightGBM's ``missing_type=Zero``). A missing input goes to
+  ``|x| <= 1e-35f`` (the float32 nearest 1e-35: LightGBM's kZeroThreshold
+  and ``missing_type=Zero``). A missing input goes to
   ``left[i]`` when ``flags & DEFAULT_LEFT``, else to ``right[i]``.
 - numeric split (no CATEGORICAL flag): go left iff ``x < threshold[i]``
   (float32 compared with float32). Parsers convert their library's rule:
@@ -20,7 +21,10 @@ Canonical semantics of a node (tree-local index i; root is 0):
   other non-missing value (negative, too large, not in the set) goes right.
   The bitset is ``cat_words[cat_begin[i]:cat_end[i]]`` (uint32 words, bit c
   is ``word[c // 32] >> (c % 32) & 1``). Parsers whose library sends the
-  listed categories right swap the children.
+  listed categories right swap the children. With the CAT_INT_CAST flag the
+  lower bound is ``-1 < x`` instead of ``0 <= x``: LightGBM takes the
+  category as C's ``(int)x``, so any x in (-1, 0) is category 0 there, while
+  XGBoost sends every x < 0 to the unlisted side.
 - children always have larger indices than their parent (so every tree is
   acyclic by construction, and the file loader checks it).
 
@@ -42,7 +46,8 @@ import numpy as np
 DEFAULT_LEFT = 1
 CATEGORICAL = 2
 ZERO_IS_MISSING = 4
-KNOWN_FLAGS = DEFAULT_LEFT | CATEGORICAL | ZERO_IS_MISSING
+CAT_INT_CAST = 8  # categorical nodes only; see the docstring
+KNOWN_FLAGS = DEFAULT_LEFT | CATEGORICAL | ZERO_IS_MISSING | CAT_INT_CAST
 
 TRANSFORMS = ("identity", "sigmoid", "softmax")
 ACCUMULATE = ("f32", "f64")
@@ -66,7 +71,7 @@ class HeadIR:
     threshold: np.ndarray  # float32 (n_nodes,), numeric splits only (NaN elsewhere)
     left: np.ndarray  # int32 (n_nodes,), tree-local, -1 for leaves
     right: np.ndarray  # int32 (n_nodes,), tree-local, -1 for leaves
-    flags: np.ndarray  # uint8 (n_nodes,), DEFAULT_LEFT | CATEGORICAL | ZERO_IS_MISSING
+    flags: np.ndarray  # uint8 (n_nodes,), DEFAULT_LEFT | CATEGORICAL | ZERO_IS_MISSING | CAT_INT_CAST
     cat_begin: np.ndarray  # int64 (n_nodes,), into cat_words (0 for non-categorical)
     cat_end: np.ndarray  # int64 (n_nodes,)
     cat_words: np.ndarray  # uint32 (n_words,)
