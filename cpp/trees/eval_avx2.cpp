@@ -6,7 +6,7 @@
 namespace engine::trees {
 
 const EvalKernels& avx2_eval() {
-  static const EvalKernels table{simd::Level::avx2, "avx2", &accumulate<ScalarWalker>};
+  static const EvalKernels table{simd::Level::avx2, "avx2", &accumulate};
   return table;
 }
 

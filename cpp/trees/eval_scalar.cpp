@@ -5,7 +5,7 @@
 namespace engine::trees {
 
 const EvalKernels& scalar_eval() {
-  static const EvalKernels table{simd::Level::scalar, "scalar", &accumulate<ScalarWalker>};
+  static const EvalKernels table{simd::Level::scalar, "scalar", &accumulate};
   return table;
 }
 

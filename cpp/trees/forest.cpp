@@ -40,7 +40,7 @@ Forest Forest::build(const ForestInput& in) {
   Forest f;
   if (in.n_features == 0) corrupt("n_features is 0");
   if (in.heads.empty()) corrupt("no heads");
-  if (in.n_nodes >= (size_t{1} << 31) || uint64_t(in.n_features) * 4 >= (uint64_t{1} << 31))
+  if (in.n_nodes >= (size_t{1} << 31) || uint64_t(in.n_features) * 4 * kRowBlock >= (uint64_t{1} << 31))
     corrupt("too many nodes or features");
   f.trees_.resize(in.n_trees);
   f.n_features_ = in.n_features;
@@ -114,7 +114,7 @@ Forest Forest::build(const ForestInput& in) {
         ++parents[size_t(l)];
         ++parents[size_t(r)];
         depth[size_t(l)] = depth[size_t(r)] = depth[i] + 1;
-        if (in.flags[g] & ~(kDefaultLeft | kCategorical | kZeroIsMissing))
+        if (in.flags[g] & ~(kDefaultLeft | kCategorical | kZeroIsMissing | kCatIntCast))
           corrupt(at_node(tree, i) + ": unknown flag bits");
         if (in.flags[g] & kCategorical) {
           const int64_t cb = in.cat_begin[g], ce = in.cat_end[g];
@@ -135,25 +135,27 @@ Forest Forest::build(const ForestInput& in) {
         Node& nd = f.nodes_[at];
         const size_t w = head.leaf_width;
         if (in.feature[g] == -1) {
-          nd = Node{in.n_features * kMissingLeft, std::numeric_limits<int32_t>::max(), at, 0};
+          nd = Node{uint32_t(in.n_features * kMissingLeft * kRowBlock), std::numeric_limits<int32_t>::max(), at, 0};
           std::copy_n(in.leaf_value + t.value_base + i * w, w, f.values_.begin() + t.value_base + q * w);
           continue;
         }
         const uint8_t flags = in.flags[g];
         const uint32_t copy = ((flags & kDefaultLeft) ? kMissingLeft : kMissingRight) |
                               ((flags & kZeroIsMissing) ? kZeroMissingRight : 0u);
-        nd.column = uint32_t(in.feature[g]) + copy * in.n_features;
+        nd.column = uint32_t((in.feature[g] + copy * in.n_features) * kRowBlock);
         nd.key = float_key(in.threshold[g]);
         nd.left = uint32_t(begin + int64_t(order.size()));
         nd.cat = 0;
         if (flags & kCategorical) {
-          f.cats_.push_back(CatRange{uint32_t(in.cat_begin[g]), uint32_t(in.cat_end[g] - in.cat_begin[g])});
+          f.cats_.push_back(CatRange{uint32_t(in.cat_begin[g]), uint32_t(in.cat_end[g] - in.cat_begin[g]),
+                                     (flags & kCatIntCast) != 0});
           nd.cat = uint32_t(f.cats_.size());
           t.special = true;
         }
         order.push_back(uint32_t(in.left[g]));
         order.push_back(uint32_t(in.right[g]));
       }
+      f.add_complete(t);
     }
     value_base += (uint64_t(in.tree_offsets[tree]) - head_first_node) * head.leaf_width;
   }
@@ -163,6 +165,29 @@ Forest Forest::build(const ForestInput& in) {
   if (in.n_cat_words > std::numeric_limits<uint32_t>::max()) corrupt("cat_words too long");
   f.cat_words_.assign(in.cat_words, in.cat_words + in.n_cat_words);
   return f;
+}
+
+// Stores a tree complete too when it is shallow and padding at most
+// quadruples it (categorical trees keep the general walk).
+void Forest::add_complete(TreeInfo& t) {
+  const uint64_t internal = (uint64_t{1} << t.depth) - 1;
+  if (t.special || t.depth > kMaxCompleteDepth || 2 * internal + 1 > 4 * uint64_t(t.n_nodes)) return;
+  t.complete = true;
+  t.complete_base = complete_nodes_.size();
+  t.leaf_base = complete_leaves_.size();
+  // source[p]: the node (global index) whose place complete position p takes.
+  std::vector<uint32_t> source(2 * internal + 1);
+  source[0] = t.root;
+  const CompleteNode always_left{uint32_t(n_features_ * kMissingLeft * kRowBlock),
+                                 std::numeric_limits<int32_t>::max()};
+  for (uint64_t p = 0; p < internal; ++p) {
+    const Node& nd = nodes_[source[p]];
+    const bool leaf = nd.left == source[p];
+    complete_nodes_.push_back(leaf ? always_left : CompleteNode{nd.column, nd.key});
+    source[2 * p + 1] = leaf ? source[p] : nd.left;
+    source[2 * p + 2] = leaf ? source[p] : nd.left + 1;
+  }
+  complete_leaves_.insert(complete_leaves_.end(), source.begin() + int64_t(internal), source.end());
 }
 
 void Forest::finish_rows(const double* acc, size_t n, bool raw, float* out) const {

@@ -19,7 +19,7 @@ struct EvalKernels;
 enum class Transform : uint8_t { identity, sigmoid, softmax };
 
 // IR flag bits (engine/forest/ir.py).
-constexpr uint8_t kDefaultLeft = 1, kCategorical = 2, kZeroIsMissing = 4;
+constexpr uint8_t kDefaultLeft = 1, kCategorical = 2, kZeroIsMissing = 4, kCatIntCast = 8;
 
 struct HeadSpec {
   std::string name;
@@ -67,12 +67,25 @@ struct ForestInput {
 // branch or select. Leaves compare against INT32_MAX in a copy whose keys
 // never reach it and point to themselves, so a walk may take more steps
 // than a row's path without leaving its leaf.
+constexpr size_t kRowBlock = 32;  // rows encoded and walked together
+
 struct Node {
-  uint32_t column;  // feature + copy * n_features
+  uint32_t column;  // (feature + copy * n_features) * kRowBlock: the key's offset in a block
   int32_t key;      // the threshold's key
   uint32_t left;    // global index; the right child is left + 1
   uint32_t cat;     // categorical splits: 1 + index into cats(); 0 otherwise
 };
+// Shallow trees are also stored complete: every leaf at the tree's depth D,
+// a shorter path padded with splits that always go left, so that node i's
+// children are 2i + 1 and 2i + 2 and a walk is exactly D steps of
+//   i = 2i + 1 + go_right
+// with no child index to load and no check for having arrived.
+struct CompleteNode {
+  uint32_t column;  // as Node::column
+  int32_t key;
+};
+constexpr uint32_t kMaxCompleteDepth = 10;
+
 enum Copy : uint32_t { kMissingRight = 0, kMissingLeft = 1, kZeroMissingRight = 2, kZeroMissingLeft = 3 };
 
 struct TreeInfo {
@@ -83,12 +96,16 @@ struct TreeInfo {
   uint32_t first_output = 0;  // the head's first output column
   uint32_t width = 1;         // leaf values per leaf
   bool special = false;       // has categorical splits
+  bool complete = false;      // also stored complete (CompleteNode), see above
+  uint64_t complete_base = 0; // its 2^depth - 1 nodes start here in complete_nodes()
+  uint64_t leaf_base = 0;     // its 2^depth leaves (as node indices) start here in complete_leaves()
   bool f32 = false;           // accumulate in float
   uint64_t value_base = 0;    // leaf values of node i: values[value_base + (i - root) * width ...]
 };
 
 struct CatRange {
   uint32_t begin, words;
+  bool int_cast;  // LightGBM's (int)x: x in (-1, 0) is category 0, not negative
 };
 
 class Forest {
@@ -119,9 +136,12 @@ class Forest {
   const CatRange* cats() const { return cats_.data(); }
   const uint32_t* cat_words() const { return cat_words_.data(); }
   const TreeInfo* trees() const { return trees_.data(); }
+  const CompleteNode* complete_nodes() const { return complete_nodes_.data(); }
+  const uint32_t* complete_leaves() const { return complete_leaves_.data(); }
   const double* values() const { return values_.data(); }
 
  private:
+  void add_complete(TreeInfo& t);
   template <class Fill>  // fill(first_row, rows, acc) accumulates one chunk
   void run_chunks(size_t n, bool raw, int threads, float* out, Fill fill) const;
   void finish_rows(const double* acc, size_t n, bool raw, float* out) const;
@@ -134,6 +154,8 @@ class Forest {
   std::vector<CatRange> cats_;
   std::vector<uint32_t> cat_words_;
   std::vector<TreeInfo> trees_;
+  std::vector<CompleteNode> complete_nodes_;
+  std::vector<uint32_t> complete_leaves_;
   std::vector<double> values_;
   std::vector<double> base_;  // per global output
 };

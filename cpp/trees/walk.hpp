@@ -1,12 +1,18 @@
 // The forest walk shared by every level's translation unit (each compiles it
-// with its own flags; the AVX-512 unit adds a gather walker).
+// with its own flags, so the encoding loops vectorise to the level's width).
 //
-// Rows are first encoded as int32 keys (forest.hpp says why), then walked in
-// groups of kLanes independent lanes, one node step for every lane at a time,
-// so the out-of-order core overlaps kLanes dependent load chains instead of
-// waiting on one. A lane is a (tree, row) pair: kLanes rows of one tree for
-// batches, or several trees of each row when there are few rows, which keeps
-// a batch of one nearly as fast per tree as a large batch.
+// Rows are first encoded as int32 keys (forest.hpp says why), column-major in
+// blocks of kRowBlock rows, so that lane l of a group of consecutive rows
+// reads K[column + l]: the row is an immediate offset, not a register. The
+// walk then steps a group of independent lanes one node at a time, so the
+// out-of-order core overlaps their dependent load chains instead of waiting
+// on one; the lane indices live in registers. A lane is a (tree, row) pair:
+// consecutive rows of one tree for batches, several trees of each row when
+// there are few rows, which keeps a batch of one nearly as fast per tree.
+//
+// Gathers (AVX-512 / AVX2 across lanes) measured slower than this on AMD
+// Zen 4, whose gathers issue one element at a time, so every level walks the
+// same way.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -20,27 +26,27 @@
 namespace engine::trees {
 namespace {  // internal linkage: each translation unit keeps its own copy
 
-constexpr int kLanes = 16;
-constexpr size_t kRowBlock = 32;  // rows whose keys stay in cache across all trees
+constexpr int kLanes = 8;  // lanes kept in registers at once
 
-// rows x (n_copies * n_features) keys; the loops vectorise at every level.
-inline void encode_rows(const Forest& f, const float* X, size_t n, size_t stride, int32_t* keys) {
-  const size_t nf = f.n_features(), width = nf * f.n_copies();
+// Keys of rows [0, n) of a block: K[(copy * n_features + j) * kRowBlock + r].
+inline void encode_rows(const Forest& f, const float* X, size_t n, size_t stride, int32_t* K) {
+  const size_t nf = f.n_features();
+  int32_t* high = K;                   // missing -> INT32_MAX
+  int32_t* low = K + nf * kRowBlock;  // missing -> INT32_MIN
   for (size_t r = 0; r < n; ++r) {
     const float* x = X + r * stride;
-    int32_t* k = keys + r * width;
     for (size_t j = 0; j < nf; ++j) {
       const bool missing = x[j] != x[j];
       const int32_t key = float_key(x[j]);
-      k[j] = missing ? kMissingHigh : key;
-      k[nf + j] = missing ? kMissingLow : key;
+      high[j * kRowBlock + r] = missing ? kMissingHigh : key;
+      low[j * kRowBlock + r] = missing ? kMissingLow : key;
     }
     if (f.n_copies() == 2) continue;
     for (size_t j = 0; j < nf; ++j) {
       const bool missing = !(std::fabs(x[j]) > 1e-35f);  // NaN, or zero as missing
       const int32_t key = float_key(x[j]);
-      k[2 * nf + j] = missing ? kMissingHigh : key;
-      k[3 * nf + j] = missing ? kMissingLow : key;
+      high[(2 * nf + j) * kRowBlock + r] = missing ? kMissingHigh : key;
+      low[(2 * nf + j) * kRowBlock + r] = missing ? kMissingLow : key;
     }
   }
 }
@@ -52,38 +58,85 @@ inline uint32_t categorical_right(const Forest& f, const Node& nd, int32_t key) 
   if (key == kMissingLow) return 0;
   const float x = key_float(key);
   const CatRange r = f.cats()[nd.cat - 1];
-  if (!(x >= 0.0f) || x >= float(32.0 * r.words)) return 1;  // negative or past the set
+  const bool negative = r.int_cast ? !(x > -1.0f) : !(x >= 0.0f);
+  if (negative || x >= float(32.0 * r.words)) return 1;  // not a category of the set
   const uint32_t c = uint32_t(x);  // truncation, as both libraries cast
   return ~(f.cat_words()[r.begin + (c >> 5)] >> (c & 31)) & 1u;
 }
 
-// One step of one lane. Leaves point to themselves and never go right.
+// One general step; leaves point to themselves and never go right.
 template <bool Special>
-inline uint32_t step(const Forest& f, const Node* nodes, const int32_t* K, int32_t row, uint32_t at) {
+inline uint32_t general_step(const Forest& f, const Node* nodes, const int32_t* K, uint32_t at) {
   const Node nd = nodes[at];
-  const int32_t key = K[row + int32_t(nd.column)];
+  const int32_t key = K[nd.column];
   if constexpr (Special)
     if (nd.cat) return nd.left + categorical_right(f, nd, key);
   return nd.left + uint32_t(key >= nd.key);
 }
 
-// Walks `lanes` lanes (lane l reads its row's keys at K + row[l]) from their
-// roots to their leaves: `depth` steps at most, fewer once no lane moves.
-template <bool Special, int Lanes = 0>
-inline void walk(const Forest& f, const int32_t* K, const int32_t* row, uint32_t* idx, int lanes,
-                 uint32_t depth) {
+// kLanes consecutive rows (lane l reads K + l) of one general tree.
+template <bool Special>
+inline void general_rows(const Forest& f, const int32_t* K, uint32_t root, uint32_t depth, uint32_t* out) {
   const Node* nodes = f.nodes();
-  if constexpr (Lanes > 0) lanes = Lanes;  // a constant count unrolls into registers
+  uint32_t at[kLanes];
+  for (int l = 0; l < kLanes; ++l) at[l] = root;
   for (uint32_t s = 0; s < depth; ++s) {
     uint32_t moved = 0;
 #pragma GCC unroll 16
+    for (int l = 0; l < kLanes; ++l) {
+      const uint32_t next = general_step<Special>(f, nodes, K + l, at[l]);
+      moved |= next ^ at[l];
+      at[l] = next;
+    }
+    if (!moved) break;  // every lane is at its leaf
+  }
+  for (int l = 0; l < kLanes; ++l) out[l] = at[l];
+}
+
+// kLanes consecutive rows of one complete tree: exactly `depth` steps; out is
+// each lane's leaf position among the tree's 2^depth.
+inline void complete_rows(const CompleteNode* nodes, const int32_t* K, uint32_t depth, uint32_t* out) {
+  uint32_t at[kLanes];
+  for (int l = 0; l < kLanes; ++l) at[l] = 0;
+  for (uint32_t s = 0; s < depth; ++s) {
+#pragma GCC unroll 16
+    for (int l = 0; l < kLanes; ++l) {
+      const CompleteNode nd = nodes[at[l]];
+      at[l] = 2 * at[l] + 1 + uint32_t(K[nd.column + l] >= nd.key);
+    }
+  }
+  const uint32_t internal = (1u << depth) - 1;
+  for (int l = 0; l < kLanes; ++l) out[l] = at[l] - internal;
+}
+
+// Lanes with rows and trees of their own (few rows, or the rows left over
+// after full groups): lane l reads K + row[l], starts at at[l].
+template <bool Special>
+inline void general_lanes(const Forest& f, const int32_t* K, const uint32_t* row, uint32_t* at,
+                          int lanes, uint32_t depth) {
+  const Node* nodes = f.nodes();
+  for (uint32_t s = 0; s < depth; ++s) {
+    uint32_t moved = 0;
     for (int l = 0; l < lanes; ++l) {
-      const uint32_t next = step<Special>(f, nodes, K, row[l], idx[l]);
-      moved |= next ^ idx[l];
-      idx[l] = next;
+      const uint32_t next = general_step<Special>(f, nodes, K + row[l], at[l]);
+      moved |= next ^ at[l];
+      at[l] = next;
     }
     if (!moved) break;
   }
+}
+
+// The same for complete trees of one depth; lane l's nodes start at base[l].
+inline void complete_lanes(const CompleteNode* nodes, const uint32_t* base, const int32_t* K,
+                           const uint32_t* row, uint32_t* at, int lanes, uint32_t depth) {
+  for (int l = 0; l < lanes; ++l) at[l] = 0;
+  for (uint32_t s = 0; s < depth; ++s)
+    for (int l = 0; l < lanes; ++l) {
+      const CompleteNode nd = nodes[base[l] + at[l]];
+      at[l] = 2 * at[l] + 1 + uint32_t(K[nd.column + row[l]] >= nd.key);
+    }
+  const uint32_t internal = (1u << depth) - 1;
+  for (int l = 0; l < lanes; ++l) at[l] -= internal;
 }
 
 inline void add_leaf(const Forest& f, const TreeInfo& t, uint32_t leaf, double* acc_row) {
@@ -97,85 +150,76 @@ inline void add_leaf(const Forest& f, const TreeInfo& t, uint32_t leaf, double* 
   for (uint32_t k = 0; k < t.width; ++k) a[k] = t.f32 ? double(float(a[k]) + float(v[k])) : a[k] + v[k];
 }
 
-// Default walker of full groups; the AVX-512 unit passes a gather-based one.
-struct ScalarWalker {
-  static void full(const Forest& f, const int32_t* K, const int32_t* row, uint32_t* idx,
-                   uint32_t depth, bool special) {
-    if (special) walk<true, kLanes>(f, K, row, idx, kLanes, depth);
-    else walk<false, kLanes>(f, K, row, idx, kLanes, depth);
-  }
-};
-
-template <class Walker>
-void walk_group(const Forest& f, const int32_t* K, const int32_t* row, uint32_t* idx, int lanes,
-                uint32_t depth, bool special) {
-  if (lanes == kLanes) Walker::full(f, K, row, idx, depth, special);
-  else if (special) walk<true>(f, K, row, idx, lanes, depth);
-  else walk<false>(f, K, row, idx, lanes, depth);
+// The leaf (a general node index) that lane result `at` of tree t stands for.
+inline uint32_t leaf_of(const Forest& f, const TreeInfo& t, uint32_t at) {
+  return t.complete ? f.complete_leaves()[t.leaf_base + at] : at;
 }
 
-// Batches: for each block of rows, every tree walks kLanes rows at a time.
-template <class Walker>
-void accumulate_rows(const Forest& f, const int32_t* K, size_t n, double* acc) {
+// Lanes over (tree, row) pairs for trees [t0, t1) of one kind and rows [0, n).
+inline void walk_pairs(const Forest& f, const int32_t* K, size_t t0, size_t t1, size_t r0, size_t n,
+                       double* acc) {
+  const TreeInfo* trees = f.trees();
+  const bool complete = trees[t0].complete;
+  uint32_t row[32], at[32], base[32];
+  int lanes = 0;
+  uint32_t depth = 0;
+  bool special = false;
+  for (size_t ti = t0; ti < t1; ++ti) {
+    depth = std::max(depth, trees[ti].depth);
+    special |= trees[ti].special;
+    for (size_t r = r0; r < n; ++r, ++lanes) {
+      row[lanes] = uint32_t(r);
+      at[lanes] = trees[ti].root;
+      base[lanes] = uint32_t(trees[ti].complete_base);
+    }
+  }
+  if (complete) complete_lanes(f.complete_nodes(), base, K, row, at, lanes, depth);
+  else if (special) general_lanes<true>(f, K, row, at, lanes, depth);
+  else general_lanes<false>(f, K, row, at, lanes, depth);
+  const size_t n_out = f.n_outputs();
+  int l = 0;
+  for (size_t ti = t0; ti < t1; ++ti)
+    for (size_t r = r0; r < n; ++r, ++l) add_leaf(f, trees[ti], leaf_of(f, trees[ti], at[l]), acc + r * n_out);
+}
+
+// One encoded block of n <= kRowBlock rows, every tree, in tree order per row.
+inline void accumulate_block(const Forest& f, const int32_t* K, size_t n, double* acc) {
   const TreeInfo* trees = f.trees();
   const size_t n_trees = f.n_trees(), n_out = f.n_outputs();
-  const size_t width = size_t(f.n_features()) * f.n_copies();
-  alignas(64) int32_t row[kLanes];
-  alignas(64) uint32_t idx[kLanes];
-  for (int l = 0; l < kLanes; ++l) row[l] = int32_t(l * width);
+  if (n < size_t(kLanes)) {
+    // Few rows: groups of consecutive trees of one kind (complete trees of
+    // equal depth, or general ones), about 2 * kLanes lanes each.
+    const size_t per_group = std::max<size_t>(1, 2 * kLanes / n);
+    for (size_t t0 = 0, t1; t0 < n_trees; t0 = t1) {
+      const TreeInfo& first = trees[t0];
+      for (t1 = t0 + 1; t1 < n_trees && t1 - t0 < per_group && trees[t1].complete == first.complete &&
+                        (!first.complete || trees[t1].depth == first.depth);)
+        ++t1;
+      walk_pairs(f, K, t0, t1, 0, n, acc);
+    }
+    return;
+  }
+  uint32_t leaf[kLanes];
+  const size_t full = n - n % kLanes;
   for (size_t ti = 0; ti < n_trees; ++ti) {
     const TreeInfo& t = trees[ti];
-    for (size_t r = 0; r < n; r += kLanes) {
-      const int lanes = int(std::min<size_t>(kLanes, n - r));
-      std::fill(idx, idx + lanes, t.root);
-      walk_group<Walker>(f, K + r * width, row, idx, lanes, t.depth, t.special);
-      for (int l = 0; l < lanes; ++l) add_leaf(f, t, idx[l], acc + (r + l) * n_out);
+    for (size_t r = 0; r < full; r += kLanes) {
+      if (t.complete) complete_rows(f.complete_nodes() + t.complete_base, K + r, t.depth, leaf);
+      else if (t.special) general_rows<true>(f, K + r, t.root, t.depth, leaf);
+      else general_rows<false>(f, K + r, t.root, t.depth, leaf);
+      for (int l = 0; l < kLanes; ++l) add_leaf(f, t, leaf_of(f, t, leaf[l]), acc + (r + l) * n_out);
     }
+    if (full < n) walk_pairs(f, K, ti, ti + 1, full, n, acc);
   }
 }
 
-// Few rows: lanes are (tree, row) pairs, trees in order, so each row still
-// adds its trees' values in tree order.
-template <class Walker>
-void accumulate_few(const Forest& f, const int32_t* K, size_t n, double* acc) {
-  const TreeInfo* trees = f.trees();
-  const size_t n_trees = f.n_trees(), n_out = f.n_outputs();
-  const size_t width = size_t(f.n_features()) * f.n_copies();
-  const size_t per_group = std::max<size_t>(1, kLanes / n);  // trees per group
-  alignas(64) int32_t row[kLanes];
-  alignas(64) uint32_t idx[kLanes];
-  for (size_t t0 = 0; t0 < n_trees; t0 += per_group) {
-    const size_t t1 = std::min(n_trees, t0 + per_group);
-    int lanes = 0;
-    uint32_t depth = 0;
-    bool special = false;
-    for (size_t ti = t0; ti < t1; ++ti) {
-      depth = std::max(depth, trees[ti].depth);
-      special |= trees[ti].special;
-      for (size_t r = 0; r < n; ++r, ++lanes) {
-        row[lanes] = int32_t(r * width);
-        idx[lanes] = trees[ti].root;
-      }
-    }
-    walk_group<Walker>(f, K, row, idx, lanes, depth, special);
-    int l = 0;
-    for (size_t ti = t0; ti < t1; ++ti)
-      for (size_t r = 0; r < n; ++r, ++l) add_leaf(f, trees[ti], idx[l], acc + r * n_out);
-  }
-}
-
-template <class Walker>
-void accumulate(const Forest& f, const float* X, size_t n, size_t stride, double* acc) {
-  const size_t width = size_t(f.n_features()) * f.n_copies();
+inline void accumulate(const Forest& f, const float* X, size_t n, size_t stride, double* acc) {
   thread_local std::vector<int32_t> keys;
-  keys.resize(std::min(n, kRowBlock) * width);
+  keys.resize(size_t(f.n_features()) * f.n_copies() * kRowBlock);
   for (size_t b = 0; b < n; b += kRowBlock) {
     const size_t m = std::min(kRowBlock, n - b);
     encode_rows(f, X + b * stride, m, stride, keys.data());
-    if (m < size_t(kLanes) / 2)
-      accumulate_few<Walker>(f, keys.data(), m, acc + b * f.n_outputs());
-    else
-      accumulate_rows<Walker>(f, keys.data(), m, acc + b * f.n_outputs());
+    accumulate_block(f, keys.data(), m, acc + b * f.n_outputs());
   }
 }
 

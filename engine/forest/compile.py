@@ -13,6 +13,7 @@ import numpy as np
 from engine.forest import forest_file
 from engine.forest.forest import Forest
 from engine.forest.ir import HeadIR
+from engine.forest.validate_ir import validate_head
 
 Progress = Callable[[str], None]
 
@@ -50,6 +51,17 @@ def compile_forest(
         say(f"parsed head {name!r}: {head.source}, {head.n_trees} trees, {head.n_nodes} nodes "
             f"({time.perf_counter() - started:.1f} s)")
         heads.append(head)
+    write_forest(heads, path, feature_names, optional_features=optional_features, progress=say)
+    return Forest.load(path)
+
+
+def write_forest(heads: list[HeadIR], path: str | os.PathLike, feature_names: Sequence[str] | None = None,
+                 *, optional_features: Sequence[str] = (), progress: Progress | None = None) -> None:
+    """Write parsed heads (HeadIR) as one Forest file: features unified by
+    name, every head validated first."""
+    say = progress or (lambda message: None)
+    for h in heads:
+        validate_head(h)
     names, heads = _unify_features(heads, feature_names)
     optional = list(dict.fromkeys(optional_features))
     unknown = sorted(set(optional) - set(names))
@@ -63,7 +75,6 @@ def compile_forest(
     started = time.perf_counter()
     forest_file.write(os.fspath(path), header, forest_file.concatenate(heads))
     say(f"wrote {os.fspath(path)} ({time.perf_counter() - started:.1f} s)")
-    return Forest.load(path)
 
 
 def parse_model(model: Any, name: str) -> HeadIR:

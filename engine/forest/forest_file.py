@@ -11,7 +11,7 @@ import msgspec
 import numpy as np
 
 from engine import _safetensors
-from engine.forest.ir import HeadIR
+from engine.forest.ir import CATEGORICAL, HeadIR
 
 FORMAT = "rank-engine/forest"
 FORMAT_VERSION = 1
@@ -61,8 +61,9 @@ def concatenate(heads: list[HeadIR]) -> dict[str, np.ndarray]:
     nodes = words = 0
     for h in heads:
         parts["tree_offsets"].append(np.asarray(h.tree_offsets[:-1], np.int64) + nodes)
-        parts["cat_begin"].append(np.asarray(h.cat_begin, np.int64) + words)
-        parts["cat_end"].append(np.asarray(h.cat_end, np.int64) + words)
+        shift = np.where(h.flags & CATEGORICAL, words, 0)  # others keep the empty range [0, 0)
+        parts["cat_begin"].append(np.asarray(h.cat_begin, np.int64) + shift)
+        parts["cat_end"].append(np.asarray(h.cat_end, np.int64) + shift)
         for name in ("tree_output", "feature", "threshold", "left", "right", "flags", "cat_words", "leaf_value"):
             parts[name].append(getattr(h, name))
         nodes += h.n_nodes
