@@ -65,28 +65,80 @@ def _auc(scores, ranked, n_relevant):
     return correct / (n_relevant * n_irrelevant)
 
 
+@njit(cache=True)
+def _doc_after(doc_ids, a, b):
+    """Whether doc ``a`` ranks after doc ``b`` among tied scores: trec_eval puts
+    the greater id (strcmp; here code points, the same order as UTF-8 bytes) first."""
+    for c in range(doc_ids.shape[1]):
+        if doc_ids[a, c] != doc_ids[b, c]:
+            return doc_ids[a, c] < doc_ids[b, c]
+    return False
+
+
+@njit(cache=True)
+def _sort_by_doc(items, doc_ids):
+    """``items`` by doc id, descending: a bottom-up merge sort, so a long run of
+    tied scores costs m log m comparisons, not m^2."""
+    source = items.copy()
+    target = np.empty_like(items)
+    width = 1
+    while width < len(items):
+        for lo in range(0, len(items), 2 * width):
+            mid = min(lo + width, len(items))
+            hi = min(lo + 2 * width, len(items))
+            i, j = lo, mid
+            for k in range(lo, hi):
+                if j >= hi or (i < mid and not _doc_after(doc_ids, source[i], source[j])):
+                    target[k] = source[i]
+                    i += 1
+                else:
+                    target[k] = source[j]
+                    j += 1
+        source, target = target, source
+        width *= 2
+    return source
+
+
+@njit(cache=True)
+def _rank(scores, doc_ids):
+    """Positions by score, descending; tied scores by doc id, descending, when
+    ``doc_ids`` has rows (a run), else in input order."""
+    order = descending(scores)
+    if doc_ids.shape[0] == 0:
+        return order
+    r = 0
+    while r < len(order):
+        end = r + 1
+        while end < len(order) and scores[order[end]] == scores[order[r]]:
+            end += 1
+        if end - r > 1:
+            order[r:end] = _sort_by_doc(order[r:end], doc_ids)
+        r = end
+    return order
+
+
 @njit(parallel=True, cache=True)
-def metric_table(scores, labels, offsets, n_retrieved, presorted, codes, cutoffs):
+def metric_table(scores, labels, offsets, doc_ids, missed, missed_offsets, codes, cutoffs):
     """(n_queries, len(codes)) metric values.
 
-    Query ``q`` holds items ``offsets[q]:offsets[q + 1]``; the first
-    ``n_retrieved[q]`` were retrieved, the rest are judged items the ranking
-    missed. ``presorted``: retrieved items are already in rank order (a run
-    sorted by trec_eval's rule); otherwise they are ranked by score,
-    descending, ties in input order.
+    Query ``q`` ranks items ``offsets[q]:offsets[q + 1]`` (see ``_rank``;
+    ``doc_ids`` is an (n, width) code-point matrix, or has no rows).
+    ``missed[missed_offsets[q]:missed_offsets[q + 1]]`` are the labels of
+    relevant items the ranking did not retrieve: they count for the ideal DCG
+    and the number of relevant items only.
     """
     n_queries = len(offsets) - 1
     out = np.empty((n_queries, len(codes)))
     for q in prange(n_queries):
-        lo = offsets[q]
-        labels_q = labels[lo:offsets[q + 1]]
-        m = n_retrieved[q]
-        order = np.arange(m) if presorted else descending(scores[lo:lo + m])
-        ranked = labels_q[:m][order]
-        ranked_scores = scores[lo:lo + m][order]
+        lo, hi = offsets[q], offsets[q + 1]
+        m = hi - lo
+        order = _rank(scores[lo:hi], doc_ids[lo:hi] if doc_ids.shape[0] > 0 else doc_ids)
+        ranked = labels[lo:hi][order]
+        ranked_scores = scores[lo:hi][order]
+        judged = np.concatenate((ranked, missed[missed_offsets[q]:missed_offsets[q + 1]]))
         n_relevant = 0
-        for i in range(len(labels_q)):
-            n_relevant += labels_q[i] > 0.0
+        for i in range(len(judged)):
+            n_relevant += judged[i] > 0.0
         for c in range(len(codes)):
             k = cutoffs[c]
             top = min(k, m)
@@ -101,7 +153,7 @@ def metric_table(scores, labels, offsets, n_retrieved, presorted, codes, cutoffs
                         first_hit = r
             code = codes[c]
             if code == NDCG or code == NDCG_BURGES:
-                value = _ndcg(ranked, labels_q, top, k, code == NDCG_BURGES)
+                value = _ndcg(ranked, judged, top, k, code == NDCG_BURGES)
             elif code == MAP:
                 value = average_precision / n_relevant if n_relevant > 0 else 0.0
             elif code == MRR:

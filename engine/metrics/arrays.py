@@ -25,7 +25,8 @@ def as_cutoff(k, name: str = "k") -> int:
 def table(scores, labels, offsets, group_sizes, codes, cutoffs) -> np.ndarray:
     """(n_queries, len(codes)) values of the metrics ``codes`` at ``cutoffs``."""
     scores, labels, offsets = ranking_inputs(scores, labels, offsets, group_sizes)
-    return metric_table(scores, labels, offsets, np.diff(offsets), False,
+    no_doc_ids, nothing_missed = np.zeros((0, 0), np.uint32), np.zeros(len(offsets), np.int64)
+    return metric_table(scores, labels, offsets, no_doc_ids, np.empty(0), nothing_missed,
                         np.asarray(codes, np.int64), np.asarray(cutoffs, np.int64))
 
 

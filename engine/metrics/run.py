@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from itertools import chain
+from itertools import chain, repeat
 
 import numpy as np
 
@@ -46,55 +46,42 @@ def parse_metrics(names) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 def _flatten(run: dict, qrels: dict):
-    """The run's judged queries as ranked flat arrays: per query its retrieved
-    documents in trec_eval's order, then the relevant documents it missed."""
+    """The run's judged queries as flat arrays for ``metric_table``: per query
+    its retrieved documents (scores, grades, doc ids as code points) and the
+    grades of the relevant documents it missed."""
     if not isinstance(run, dict) or not isinstance(qrels, dict):
         raise TypeError("run, qrels: expected dicts of query id -> {doc id: value}")
     queries = [q for q in run if qrels.get(q)]  # an empty judgment dict is no judgment, as in a qrels file
     if not queries:
         raise ValueError("run: none of its queries has judgments in qrels")
-    sizes = np.array([len(run[q]) for q in queries], np.int64)
-    docs = np.array(list(chain.from_iterable(run[q].keys() for q in queries)), dtype=str)
-    scores = np.fromiter(chain.from_iterable(run[q].values() for q in queries), np.float64, int(sizes.sum()))
-    grades = np.fromiter((qrels[q].get(d, 0) for q in queries for d in run[q]), np.float64, int(sizes.sum()))
+    offsets = np.zeros(len(queries) + 1, np.int64)
+    np.cumsum([len(run[q]) for q in queries], out=offsets[1:])
+    n = int(offsets[-1])
+    scores = np.fromiter(chain.from_iterable(run[q].values() for q in queries), np.float64, n)
+    grades = np.fromiter(chain.from_iterable(map(qrels[q].get, run[q], repeat(0)) for q in queries), np.float64, n)
+    doc_ids = np.array(list(chain.from_iterable(run[q] for q in queries)), dtype=str)
     missed = [[g for d, g in qrels[q].items() if g > 0 and d not in run[q]] for q in queries]
-    query_of = np.repeat(np.arange(len(queries)), sizes)
+    missed_offsets = np.zeros(len(queries) + 1, np.int64)
+    np.cumsum([len(m) for m in missed], out=missed_offsets[1:])
     bad = ~np.isfinite(scores)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"run[{queries[query_of[i]]!r}][{str(docs[i])!r}]: score must be finite, got {scores[i]}")
+        q = int(np.searchsorted(offsets, i, side="right")) - 1
+        raise ValueError(f"run[{queries[q]!r}][{str(doc_ids[i])!r}]: score must be finite, got {scores[i]}")
     judged = np.fromiter(chain.from_iterable(qrels[q].values() for q in queries), np.float64)
     bad = ~(np.isfinite(judged) & (judged >= 0))
     if bad.any():
         raise ValueError(f"qrels: grades must be finite and >= 0, got {judged[bad][0]}")
-    # Ascending by (query, score, doc id), then each query's run reversed:
-    # score descending, ties by doc id descending.
-    order = np.lexsort((docs, scores, query_of)) if docs.size else np.empty(0, np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    reverse = starts[query_of] + starts[query_of + 1] - 1 - np.arange(len(order))
-    order = order[reverse]
-    n_missed = np.array([len(m) for m in missed], np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes + n_missed)])
-    # Retrieved documents first in each query, then its missed relevant ones.
-    at = np.concatenate([offsets[query_of] + (np.arange(len(order)) - starts[query_of]),
-                         np.repeat(offsets[:-1] + sizes, n_missed) + _ranks_within(n_missed)])
-    flat_scores = np.full(offsets[-1], -np.inf)
-    flat_labels = np.empty(offsets[-1])
-    flat_scores[at[:len(order)]] = scores[order]
-    flat_labels[at] = np.concatenate([grades[order], np.fromiter(chain.from_iterable(missed), np.float64)])
-    return queries, flat_scores, flat_labels, offsets, sizes
-
-
-def _ranks_within(counts: np.ndarray) -> np.ndarray:
-    """0, 1, ..., counts[0] - 1, 0, 1, ..., counts[1] - 1, ..."""
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    return np.arange(int(counts.sum())) - starts
+    # numpy stores str as fixed-width UCS-4: one row of code points per doc id.
+    code_points = doc_ids.view(np.uint32).reshape(n, -1) if n else np.zeros((0, 0), np.uint32)
+    missed_grades = np.fromiter(chain.from_iterable(missed), np.float64, int(missed_offsets[-1]))
+    return queries, (scores, grades, offsets, np.ascontiguousarray(code_points), missed_grades, missed_offsets)
 
 
 def _values(run: dict, qrels: dict, metrics):
     names, codes, cutoffs = parse_metrics(metrics)
-    queries, scores, labels, offsets, retrieved = _flatten(run, qrels)
-    return names, codes, queries, metric_table(scores, labels, offsets, retrieved, True, codes, cutoffs)
+    queries, arrays = _flatten(run, qrels)
+    return names, codes, queries, metric_table(*arrays, codes, cutoffs)
 
 
 def evaluate_per_query(run: dict, qrels: dict, metrics) -> dict:
