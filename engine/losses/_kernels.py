@@ -22,19 +22,21 @@ REDUCTIONS = ("mean", "sum")
 
 
 @njit(cache=True)
-def softplus(x):
-    """log(1 + exp(x)) without overflow."""
-    if x > 0.0:
-        return x + math.log1p(math.exp(-x))
-    return math.log1p(math.exp(x))
-
-
-@njit(cache=True)
 def sigmoid(x):
     if x >= 0.0:
         return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)
     return e / (1.0 + e)
+
+
+@njit(cache=True)
+def softplus_and_sigmoid(x):
+    """(log(1 + exp(x)), 1 / (1 + exp(-x))) from one exp, without overflow:
+    the loss and the slope of every logistic term."""
+    e = math.exp(-abs(x))
+    if x > 0.0:
+        return x + math.log1p(e), 1.0 / (1.0 + e)
+    return math.log1p(e), e / (1.0 + e)
 
 
 @njit(cache=True)

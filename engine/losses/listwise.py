@@ -103,35 +103,43 @@ def _approx_ndcg_kernel(scores, labels, alpha, offsets, scale, grad, hess):
             grad[lo:hi] = 0.0
             hess[lo:hi] = 0.0
             continue
-        # c = gain * D'(rank) / maxDCG and e = gain * D''(rank) / maxDCG,
-        # D(rank) = 1 / log2(1 + rank), rank = 1 + sum_j sigmoid(alpha (s_j - s_i)).
+        # rank_i = 1 + sum_{j != i} sigmoid(alpha (s_j - s_i)); each pair's
+        # sigmoid is computed once, as sigmoid(-x) = 1 - sigmoid(x).
+        rank = np.ones(n)
+        for i in range(n):
+            for j in range(i + 1, n):
+                t = sigmoid(alpha * (s[j] - s[i]))
+                rank[i] += t
+                rank[j] += 1.0 - t
+        # c = gain * D'(rank) / maxDCG and e = gain * D''(rank) / maxDCG for D(rank) = 1 / log2(1 + rank).
         c = np.empty(n)
         e = np.empty(n)
         approx_dcg = 0.0
         for i in range(n):
-            rank = 1.0
-            for j in range(n):
-                if j != i:
-                    rank += sigmoid(alpha * (s[j] - s[i]))
-            log_1p_rank = math.log1p(rank)
+            log_1p_rank = math.log1p(rank[i])
             approx_dcg += gain[i] * LN2 / log_1p_rank
-            d1 = -LN2 / (log_1p_rank * log_1p_rank * (1.0 + rank))
+            d1 = -LN2 / (log_1p_rank * log_1p_rank * (1.0 + rank[i]))
             c[i] = gain[i] * d1 / max_dcg
-            e[i] = -gain[i] * d1 / (1.0 + rank) * (2.0 / log_1p_rank + 1.0) / max_dcg
-        for k in range(n):
-            g = 0.0
-            h = 0.0
-            slope_sum = 0.0
-            for i in range(n):
-                if i == k:
-                    continue
+            e[i] = -gain[i] * d1 / (1.0 + rank[i]) * (2.0 / log_1p_rank + 1.0) / max_dcg
+        # grad_k = -alpha sum_i slope_ik (c_i - c_k); hess_k = -alpha^2 [sum_i e_i slope_ik^2
+        # + (c_i - c_k) slope_ik (1 - 2 t_ki) + e_k (sum_i slope_ik)^2], t_ki = sigmoid(alpha (s_k - s_i)).
+        g = np.zeros(n)
+        h = np.zeros(n)
+        slope_sum = np.zeros(n)
+        for i in range(n):
+            for k in range(i + 1, n):
                 t = sigmoid(alpha * (s[k] - s[i]))
                 slope = t * (1.0 - t)
-                g += slope * (c[i] - c[k])
-                h += e[i] * slope * slope + (c[i] - c[k]) * slope * (1.0 - 2.0 * t)
-                slope_sum += slope
-            grad[lo + k] = -scale * alpha * g
-            hess[lo + k] = -scale * alpha * alpha * (h + e[k] * slope_sum * slope_sum)
+                curve = (c[i] - c[k]) * slope * (1.0 - 2.0 * t)  # the same seen from i and from k
+                g[k] += slope * (c[i] - c[k])
+                g[i] -= slope * (c[i] - c[k])
+                h[k] += e[i] * slope * slope + curve
+                h[i] += e[k] * slope * slope + curve
+                slope_sum[k] += slope
+                slope_sum[i] += slope
+        for k in range(n):
+            grad[lo + k] = -scale * alpha * g[k]
+            hess[lo + k] = -scale * alpha * alpha * (h[k] + e[k] * slope_sum[k] * slope_sum[k])
         losses[q] = -approx_dcg / max_dcg
     return losses
 

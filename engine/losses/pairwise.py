@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from engine.losses._groups import ranking_inputs
-from engine.losses._kernels import descending, run, sigmoid, softplus
+from engine.losses._kernels import descending, run, softplus_and_sigmoid
 
 NO_TRUNCATION = np.iinfo(np.int64).max
 
@@ -69,10 +69,10 @@ def _pairwise_kernel(scores, labels, gains, k, sigma, ndcg_weighted, norm, offse
                     weight = (g[high] - g[low]) * abs(discount[high_rank] - discount[low_rank]) * inv_max_dcg
                     if norm and scores_differ:
                         weight /= 0.01 + abs(delta)
-                p = sigmoid(-sigma * delta)  # P(the pair is misordered)
+                pair_loss, p = softplus_and_sigmoid(-sigma * delta)  # p: P(the pair is misordered)
                 lam = sigma * weight * p
                 h = sigma * sigma * weight * p * (1.0 - p)
-                loss += weight * softplus(-sigma * delta)
+                loss += weight * pair_loss
                 q_grad[high] -= lam
                 q_grad[low] += lam
                 q_hess[high] += h

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from engine.losses._groups import ranking_inputs
-from engine.losses._kernels import run, sigmoid, softplus
+from engine.losses._kernels import run, softplus_and_sigmoid
 
 
 @njit(parallel=True, cache=True)
@@ -24,8 +24,8 @@ def _pointwise_kernel(scores, labels, logistic, offsets, scale, grad, hess):
             s = np.float64(scores[i])
             y = labels[i]
             if logistic:
-                p = sigmoid(s)
-                total += softplus(s) - y * s
+                softplus, p = softplus_and_sigmoid(s)
+                total += softplus - y * s
                 grad[i] = scale * (p - y)
                 hess[i] = scale * p * (1.0 - p)
             else:
