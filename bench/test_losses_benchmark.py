@@ -16,14 +16,16 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytest_benchmark")
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytrec_eval = pytest.importorskip("pytrec_eval")
 
-import engine.losses as losses  # noqa: E402
-import engine.metrics as metrics  # noqa: E402
-from bench.losses.run import METRICS, TREC_MEASURES  # noqa: E402
-from bench.losses.torch_losses import LOSSES as TORCH_LOSSES  # noqa: E402
-from bench.losses.workload import labels_for, padded, ranking_batch, trec_run  # noqa: E402
+from bench.losses.run import METRICS, TREC_MEASURES
+from bench.losses.torch_losses import padded_step
+from bench.losses.workload import labels_for, ranking_batch, trec_run
+from engine import (
+    losses,
+    metrics,
+)
 
 N_QUERIES, N_RUN_QUERIES = 2_000, 1_000
 
@@ -52,19 +54,10 @@ def test_engine_loss(benchmark, batch, name):
 def test_torch_loss(benchmark, batch, name):
     scores, labels, offsets = batch
     labels = labels_for(name, labels)
-    s_pad, mask = padded(scores, offsets)
-    y_pad, _ = padded(labels, offsets)
-    s_t, y_t, mask_t = torch.tensor(s_pad), torch.tensor(y_pad), torch.tensor(mask)
-
-    def step():
-        leaf = s_t.clone().requires_grad_()
-        value = TORCH_LOSSES[name](leaf, y_t, mask_t)
-        value.backward()
-        return value.item(), leaf.grad
-
+    step, mask = padded_step(name, scores, labels, offsets)
     want, want_grad, _ = losses.OBJECTIVES[name](scores, labels, offsets)
     got, got_grad = step()
-    assert got == pytest.approx(want, rel=1e-9)
+    assert got.item() == pytest.approx(want, rel=1e-9)
     np.testing.assert_allclose(got_grad.numpy()[mask], want_grad, atol=1e-12)
     benchmark.group = f"loss: {name}"
     benchmark.extra_info["queries"] = N_QUERIES

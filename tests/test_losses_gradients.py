@@ -8,7 +8,7 @@ Query lengths hit the edges: 1 (no pairs), 2, 3, and lengths around 16.
 import numpy as np
 import pytest
 
-import engine.losses as losses
+from engine import losses
 from ranking_support import one_numba_thread  # noqa: F401
 
 SIZES = np.array([1, 2, 3, 15, 16, 17, 5, 8])

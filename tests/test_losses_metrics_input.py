@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-import engine.losses as losses
-import engine.metrics as metrics
+from engine import losses, metrics
 
 FUNCTIONS = {**losses.OBJECTIVES, **{f"metrics.{f.__name__}": f for f in (
     metrics.ndcg, metrics.map, metrics.mrr, metrics.recall, metrics.precision, metrics.hit_rate, metrics.auc)}}

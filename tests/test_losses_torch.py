@@ -6,11 +6,13 @@ autograd gradient and the Hessian's diagonal (torch.autograd.functional) must
 match the kernels' to 1e-10 in float64.
 """
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
 
-import engine.losses as losses
+from engine import losses
 
 torch.set_num_threads(1)
 
@@ -74,7 +76,7 @@ def batch(seed, sizes=(1, 2, 3, 7, 16, 17, 4)):
 def reference_mean(ref, scores, labels, offsets, *extra):
     """Loss, autograd gradient and Hessian diagonal of the mean over queries."""
     s = torch.tensor(scores, requires_grad=True)
-    parts = [(lo, hi) for lo, hi in zip(offsets[:-1], offsets[1:])]
+    parts = [(lo, hi) for lo, hi in pairwise(offsets)]
 
     def query_loss(lo, hi):
         return lambda x: ref(x, labels[lo:hi], *(e[lo:hi] for e in extra))

@@ -3,13 +3,14 @@ LightGBM model trained on ../shared/data/lambdarank, and on random runs full of
 tied scores, unjudged and missed documents, and queries without relevant ones."""
 
 import string
+from itertools import pairwise
 
 import lightgbm
 import numpy as np
 import pytest
 import pytrec_eval
 
-import engine.metrics as metrics
+from engine import metrics
 from ranking_support import group_sizes, labels, lightgbm_params, path, requires_data
 
 CUTOFFS = (1, 3, 5, 10, 20)
@@ -63,7 +64,7 @@ def lightgbm_run():
     # Doc ids that fall with the position, so trec_eval's tie rule (doc id
     # descending) and the offsets API's (input order) rank ties alike.
     run, qrels = {}, {}
-    for q, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:])):
+    for q, (lo, hi) in enumerate(pairwise(offsets)):
         docs = [f"d{9999 - i:04d}" for i in range(lo, hi)]
         run[f"q{q}"] = dict(zip(docs, scores[lo:hi].tolist()))
         qrels[f"q{q}"] = dict(zip(docs, grades[lo:hi].astype(int).tolist()))
@@ -124,7 +125,7 @@ def test_auc_counts_pairs_and_halves_ties():
     grades = rng.integers(0, 3, sizes.sum()).astype(float)
     got = metrics.auc(scores, grades, group_sizes=sizes)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
-    for q, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:])):
+    for q, (lo, hi) in enumerate(pairwise(offsets)):
         pos, neg = scores[lo:hi][grades[lo:hi] > 0], scores[lo:hi][grades[lo:hi] == 0]
         if len(pos) == 0 or len(neg) == 0:
             assert np.isnan(got[q])

@@ -11,8 +11,7 @@ import numba
 import numpy as np
 import pytest
 
-import engine.losses as losses
-import engine.metrics as metrics
+from engine import losses, metrics
 from ranking_support import group_sizes, labels, lightgbm_params, one_numba_thread, path, requires_data  # noqa: F401
 
 pytestmark = requires_data

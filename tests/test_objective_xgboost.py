@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import xgboost
 
-import engine.losses as losses
-import engine.metrics as metrics
+from engine import losses, metrics
 from ranking_support import features, group_sizes, labels, one_numba_thread, requires_data  # noqa: F401
 
 pytestmark = requires_data

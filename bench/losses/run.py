@@ -12,6 +12,7 @@ engine's before it is timed; a time is the best of --repeats calls.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import pathlib
 import platform
@@ -25,10 +26,9 @@ import numpy as np
 import pytrec_eval
 import torch
 
-import engine.losses as losses
-import engine.metrics as metrics
-from bench.losses.torch_losses import LOSSES as TORCH_LOSSES
-from bench.losses.workload import labels_for, padded, ranking_batch, trec_run
+from bench.losses.torch_losses import padded_step
+from bench.losses.workload import labels_for, ranking_batch, trec_run
+from engine import losses, metrics
 
 RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 THREADS = (1, 2)
@@ -63,27 +63,30 @@ def measure_objectives(n_queries: int, repeats: int) -> list[dict]:
     rows = []
     for name, engine_loss in losses.OBJECTIVES.items():
         y = labels_for(name, labels)
-        s_pad, mask = padded(scores, offsets)
-        y_pad, _ = padded(y, offsets)
-        s_t, y_t, mask_t = torch.tensor(s_pad), torch.tensor(y_pad), torch.tensor(mask)
-
-        def torch_step():
-            leaf = s_t.clone().requires_grad_()
-            value = TORCH_LOSSES[name](leaf, y_t, mask_t)
-            value.backward()
-            return value, leaf.grad
-
+        torch_step, mask = padded_step(name, scores, y, offsets)
         loss, grad, _ = engine_loss(scores, y, offsets)
         torch_loss, torch_grad = torch_step()
         row = {"objective": name, "check": max(abs(torch_loss.item() - loss) / max(abs(loss), 1e-300),
                                                float(np.abs(torch_grad.numpy()[mask] - grad).max()))}
         for threads in THREADS:
             set_threads(threads)
-            row[f"engine {threads}t"] = n_queries / best_of(lambda: engine_loss(scores, y, offsets), repeats)
+            row[f"engine {threads}t"] = n_queries / best_of(functools.partial(engine_loss, scores, y, offsets), repeats)
             row[f"torch {threads}t"] = n_queries / best_of(torch_step, repeats)
         rows.append(row)
         print(f"  {name}: {row}", file=sys.stderr)
     return rows
+
+
+def _ms_per_round(objective, feature, labels, sizes, threads: int, rounds: int) -> float:
+    """Best of 3 trainings (after a warm-up) on a freshly constructed data set."""
+    times = []
+    for _ in range(4):
+        data = lightgbm.Dataset(feature, label=labels, group=sizes, free_raw_data=False).construct()
+        start = time.perf_counter()
+        lightgbm.train({"objective": objective, "num_threads": threads, "num_leaves": 31, "verbose": -1,
+                        "deterministic": True}, data, num_boost_round=rounds)
+        times.append(time.perf_counter() - start)
+    return 1e3 * min(times[1:]) / rounds
 
 
 def measure_lightgbm(n_queries: int, rounds: int) -> list[dict]:
@@ -91,27 +94,20 @@ def measure_lightgbm(n_queries: int, rounds: int) -> list[dict]:
     most of a round: built-in objective, the engine's, and a no-op callback
     (precomputed gradients: the tree and the Python round trip alone)."""
     _, labels, offsets = ranking_batch(n_queries)
+    sizes = np.diff(offsets)
     feature = np.random.default_rng(1).standard_normal((len(labels), 1))
     rows = []
     for name, (builtin, params) in LIGHTGBM_BUILTINS.items():
         y = labels_for(name, labels)
-        _, fixed_grad, fixed_hess = losses.OBJECTIVES[name](np.zeros(len(y)), y, offsets, reduction="sum")
+        _, grad, hess = losses.OBJECTIVES[name](np.zeros(len(y)), y, offsets, reduction="sum")
+        fixed = (grad, np.abs(hess))
         objectives = {"built-in": builtin, "engine": losses.lightgbm_objective(name, **params),
-                      "no-op": lambda preds, data: (fixed_grad, np.abs(fixed_hess))}
+                      "no-op": lambda preds, data, fixed=fixed: fixed}
         row = {"objective": f"{name} (LightGBM {builtin})"}
         for threads in THREADS:
             set_threads(threads)
             for label, objective in objectives.items():
-                def train():
-                    data = lightgbm.Dataset(feature, label=y, group=np.diff(offsets), free_raw_data=False)
-                    data.construct()
-                    start = time.perf_counter()
-                    lightgbm.train({"objective": objective, "num_threads": threads, "num_leaves": 31,
-                                    "verbose": -1, "deterministic": True}, data, num_boost_round=rounds)
-                    return time.perf_counter() - start
-
-                train()  # warm-up
-                row[f"{label} {threads}t"] = 1e3 * min(train() for _ in range(3)) / rounds
+                row[f"{label} {threads}t"] = _ms_per_round(objective, feature, y, sizes, threads, rounds)
         rows.append(row)
         print(f"  {row}", file=sys.stderr)
     return rows
@@ -149,8 +145,9 @@ def measure_metrics(n_queries: int, repeats: int) -> dict:
 
 
 def environment() -> list[str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    with open("/proc/cpuinfo") as info:
+        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+                   platform.processor())
     packages = ", ".join(f"{p} {version(p)}" for p in ("numpy", "numba", "torch", "lightgbm",
                                                         "pytrec-eval-terrier", "ranx"))
     return [f"- Machine: {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}",

@@ -76,3 +76,22 @@ def sampled_softmax(s, y, mask):
 
 LOSSES = {f.__name__: f for f in (sigmoid_cross_entropy, squared_error, ranknet, lambdarank, listnet, listmle,
                                   approx_ndcg, sampled_softmax)}
+
+
+def padded_step(name: str, scores, labels, offsets):
+    """(step, mask): ``step()`` runs the torch loss ``name`` forward and backward on
+    the batch padded to (n_queries, longest) and returns (loss tensor, gradient
+    tensor); ``mask`` marks the real entries of the padded layout."""
+    from bench.losses.workload import padded
+
+    s_pad, mask = padded(scores, offsets)
+    y_pad, _ = padded(labels, offsets)
+    s_t, y_t, mask_t = torch.tensor(s_pad), torch.tensor(y_pad), torch.tensor(mask)
+
+    def step():
+        leaf = s_t.clone().requires_grad_()
+        value = LOSSES[name](leaf, y_t, mask_t)
+        value.backward()
+        return value, leaf.grad
+
+    return step, mask

@@ -8,7 +8,7 @@ conventions (ties, queries without relevant documents), which match
 pytrec_eval to 1e-9.
 """
 
-from engine.metrics.arrays import auc, hit_rate, map, mrr, ndcg, precision, recall  # noqa: A004
+from engine.metrics.arrays import auc, hit_rate, map, mrr, ndcg, precision, recall
 from engine.metrics.run import evaluate, evaluate_per_query
 
 __all__ = ["auc", "evaluate", "evaluate_per_query", "hit_rate", "map", "mrr", "ndcg", "precision", "recall"]
