@@ -37,4 +37,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
-__all__ = ["VectorIndex", "UsearchIndex", "CorruptFileError", "build_info", "losses", "metrics", "__version__"]
+__all__ = ["VectorIndex", "UsearchIndex", "CorruptFileError", "build_info", "__version__"]
