@@ -30,6 +30,11 @@ def __getattr__(name: str):
         from engine.usearch_index import UsearchIndex
 
         return UsearchIndex
+    # Numba (and torch, for engine.losses.torch_loss) load on first use only.
+    if name in ("losses", "metrics"):
+        import importlib
+
+        return importlib.import_module(f"engine.{name}")
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
