@@ -167,14 +167,16 @@ Forest Forest::build(const ForestInput& in) {
   return f;
 }
 
-// Stores a tree complete too when it is shallow and padding at most
-// quadruples it (categorical trees keep the general walk).
+// Stores the tree's top levels complete (forest.hpp says which and why).
 void Forest::add_complete(TreeInfo& t) {
-  const uint64_t internal = (uint64_t{1} << t.depth) - 1;
-  if (t.special || t.depth > kMaxCompleteDepth || 2 * internal + 1 > 4 * uint64_t(t.n_nodes)) return;
-  t.complete = true;
+  if (t.special) return;
+  uint32_t top = std::min(t.depth, kMaxCompleteDepth);
+  while (top > 0 && (uint64_t{2} << top) - 1 > 4 * uint64_t(t.n_nodes)) --top;
+  t.top = top;
+  if (!top) return;
+  const uint64_t internal = (uint64_t{1} << top) - 1;
   t.complete_base = complete_nodes_.size();
-  t.leaf_base = complete_leaves_.size();
+  t.leaf_base = complete_bottom_.size();
   // source[p]: the node (global index) whose place complete position p takes.
   std::vector<uint32_t> source(2 * internal + 1);
   source[0] = t.root;
@@ -187,7 +189,7 @@ void Forest::add_complete(TreeInfo& t) {
     source[2 * p + 1] = leaf ? source[p] : nd.left;
     source[2 * p + 2] = leaf ? source[p] : nd.left + 1;
   }
-  complete_leaves_.insert(complete_leaves_.end(), source.begin() + int64_t(internal), source.end());
+  complete_bottom_.insert(complete_bottom_.end(), source.begin() + int64_t(internal), source.end());
 }
 
 void Forest::finish_rows(const double* acc, size_t n, bool raw, float* out) const {

@@ -75,11 +75,15 @@ struct Node {
   uint32_t left;    // global index; the right child is left + 1
   uint32_t cat;     // categorical splits: 1 + index into cats(); 0 otherwise
 };
-// Shallow trees are also stored complete: every leaf at the tree's depth D,
-// a shorter path padded with splits that always go left, so that node i's
-// children are 2i + 1 and 2i + 2 and a walk is exactly D steps of
+// The top T levels of a tree are also stored complete: every path padded to
+// length T with splits that always go left, so that node i's children are
+// 2i + 1 and 2i + 2 and those levels take exactly T steps of
 //   i = 2i + 1 + go_right
-// with no child index to load and no check for having arrived.
+// with no child index to load and no check for having arrived. Position p of
+// level T then names the node where the general walk goes on (a leaf when
+// the tree is no deeper than T). T is the tree's depth for shallow trees
+// (XGBoost's depth-limited ones), fewer levels when padding would more than
+// quadruple the tree, 0 for trees with categorical splits.
 struct CompleteNode {
   uint32_t column;  // as Node::column
   int32_t key;
@@ -96,9 +100,9 @@ struct TreeInfo {
   uint32_t first_output = 0;  // the head's first output column
   uint32_t width = 1;         // leaf values per leaf
   bool special = false;       // has categorical splits
-  bool complete = false;      // also stored complete (CompleteNode), see above
-  uint64_t complete_base = 0; // its 2^depth - 1 nodes start here in complete_nodes()
-  uint64_t leaf_base = 0;     // its 2^depth leaves (as node indices) start here in complete_leaves()
+  uint32_t top = 0;           // levels stored complete (CompleteNode), see above
+  uint64_t complete_base = 0; // their 2^top - 1 nodes start here in complete_nodes()
+  uint64_t leaf_base = 0;     // the 2^top nodes below them start here in complete_bottom()
   bool f32 = false;           // accumulate in float
   uint64_t value_base = 0;    // leaf values of node i: values[value_base + (i - root) * width ...]
 };
@@ -137,7 +141,7 @@ class Forest {
   const uint32_t* cat_words() const { return cat_words_.data(); }
   const TreeInfo* trees() const { return trees_.data(); }
   const CompleteNode* complete_nodes() const { return complete_nodes_.data(); }
-  const uint32_t* complete_leaves() const { return complete_leaves_.data(); }
+  const uint32_t* complete_bottom() const { return complete_bottom_.data(); }
   const double* values() const { return values_.data(); }
 
  private:
@@ -155,7 +159,7 @@ class Forest {
   std::vector<uint32_t> cat_words_;
   std::vector<TreeInfo> trees_;
   std::vector<CompleteNode> complete_nodes_;
-  std::vector<uint32_t> complete_leaves_;
+  std::vector<uint32_t> complete_bottom_;
   std::vector<double> values_;
   std::vector<double> base_;  // per global output
 };

@@ -74,12 +74,13 @@ inline uint32_t general_step(const Forest& f, const Node* nodes, const int32_t* 
   return nd.left + uint32_t(key >= nd.key);
 }
 
-// kLanes consecutive rows (lane l reads K + l) of one general tree.
+// kLanes consecutive rows (lane l reads K + l) of one tree, from nodes
+// io[l] to their leaves, at most `depth` steps.
 template <bool Special>
-inline void general_rows(const Forest& f, const int32_t* K, uint32_t root, uint32_t depth, uint32_t* out) {
+inline void general_rows(const Forest& f, const int32_t* K, uint32_t depth, uint32_t* io) {
   const Node* nodes = f.nodes();
   uint32_t at[kLanes];
-  for (int l = 0; l < kLanes; ++l) at[l] = root;
+  for (int l = 0; l < kLanes; ++l) at[l] = io[l];
   for (uint32_t s = 0; s < depth; ++s) {
     uint32_t moved = 0;
 #pragma GCC unroll 16
@@ -90,11 +91,11 @@ inline void general_rows(const Forest& f, const int32_t* K, uint32_t root, uint3
     }
     if (!moved) break;  // every lane is at its leaf
   }
-  for (int l = 0; l < kLanes; ++l) out[l] = at[l];
+  for (int l = 0; l < kLanes; ++l) io[l] = at[l];
 }
 
-// kLanes consecutive rows of one complete tree: exactly `depth` steps; out is
-// each lane's leaf position among the tree's 2^depth.
+// kLanes consecutive rows through the complete top of one tree: exactly
+// `depth` steps; out is each lane's position among the 2^depth below.
 inline void complete_rows(const CompleteNode* nodes, const int32_t* K, uint32_t depth, uint32_t* out) {
   uint32_t at[kLanes];
   for (int l = 0; l < kLanes; ++l) at[l] = 0;
@@ -126,7 +127,7 @@ inline void general_lanes(const Forest& f, const int32_t* K, const uint32_t* row
   }
 }
 
-// The same for complete trees of one depth; lane l's nodes start at base[l].
+// The same through complete tops of one depth; lane l's nodes start at base[l].
 inline void complete_lanes(const CompleteNode* nodes, const uint32_t* base, const int32_t* K,
                            const uint32_t* row, uint32_t* at, int lanes, uint32_t depth) {
   for (int l = 0; l < lanes; ++l) at[l] = 0;
@@ -150,22 +151,23 @@ inline void add_leaf(const Forest& f, const TreeInfo& t, uint32_t leaf, double* 
   for (uint32_t k = 0; k < t.width; ++k) a[k] = t.f32 ? double(float(a[k]) + float(v[k])) : a[k] + v[k];
 }
 
-// The leaf (a general node index) that lane result `at` of tree t stands for.
-inline uint32_t leaf_of(const Forest& f, const TreeInfo& t, uint32_t at) {
-  return t.complete ? f.complete_leaves()[t.leaf_base + at] : at;
+// The node where lane position `slot` below tree t's complete top goes on.
+inline uint32_t below_top(const Forest& f, const TreeInfo& t, uint32_t slot) {
+  return f.complete_bottom()[t.leaf_base + slot];
 }
 
-// Lanes over (tree, row) pairs for trees [t0, t1) of one kind and rows [0, n).
+// Lanes over (tree, row) pairs for trees [t0, t1) with equal complete tops
+// and rows [r0, n).
 inline void walk_pairs(const Forest& f, const int32_t* K, size_t t0, size_t t1, size_t r0, size_t n,
                        double* acc) {
   const TreeInfo* trees = f.trees();
-  const bool complete = trees[t0].complete;
+  const uint32_t top = trees[t0].top;
   uint32_t row[32], at[32], base[32];
   int lanes = 0;
-  uint32_t depth = 0;
+  uint32_t rest = 0;  // general steps left after the top
   bool special = false;
   for (size_t ti = t0; ti < t1; ++ti) {
-    depth = std::max(depth, trees[ti].depth);
+    rest = std::max(rest, trees[ti].depth - top);
     special |= trees[ti].special;
     for (size_t r = r0; r < n; ++r, ++lanes) {
       row[lanes] = uint32_t(r);
@@ -173,13 +175,20 @@ inline void walk_pairs(const Forest& f, const int32_t* K, size_t t0, size_t t1, 
       base[lanes] = uint32_t(trees[ti].complete_base);
     }
   }
-  if (complete) complete_lanes(f.complete_nodes(), base, K, row, at, lanes, depth);
-  else if (special) general_lanes<true>(f, K, row, at, lanes, depth);
-  else general_lanes<false>(f, K, row, at, lanes, depth);
+  if (top) {
+    complete_lanes(f.complete_nodes(), base, K, row, at, lanes, top);
+    int l = 0;
+    for (size_t ti = t0; ti < t1; ++ti)
+      for (size_t r = r0; r < n; ++r, ++l) at[l] = below_top(f, trees[ti], at[l]);
+  }
+  if (rest) {
+    if (special) general_lanes<true>(f, K, row, at, lanes, rest);
+    else general_lanes<false>(f, K, row, at, lanes, rest);
+  }
   const size_t n_out = f.n_outputs();
   int l = 0;
   for (size_t ti = t0; ti < t1; ++ti)
-    for (size_t r = r0; r < n; ++r, ++l) add_leaf(f, trees[ti], leaf_of(f, trees[ti], at[l]), acc + r * n_out);
+    for (size_t r = r0; r < n; ++r, ++l) add_leaf(f, trees[ti], at[l], acc + r * n_out);
 }
 
 // One encoded block of n <= kRowBlock rows, every tree, in tree order per row.
@@ -187,27 +196,31 @@ inline void accumulate_block(const Forest& f, const int32_t* K, size_t n, double
   const TreeInfo* trees = f.trees();
   const size_t n_trees = f.n_trees(), n_out = f.n_outputs();
   if (n < size_t(kLanes)) {
-    // Few rows: groups of consecutive trees of one kind (complete trees of
-    // equal depth, or general ones), about 2 * kLanes lanes each.
+    // Few rows: groups of consecutive trees with equal complete tops, about
+    // 2 * kLanes lanes each.
     const size_t per_group = std::max<size_t>(1, 2 * kLanes / n);
     for (size_t t0 = 0, t1; t0 < n_trees; t0 = t1) {
-      const TreeInfo& first = trees[t0];
-      for (t1 = t0 + 1; t1 < n_trees && t1 - t0 < per_group && trees[t1].complete == first.complete &&
-                        (!first.complete || trees[t1].depth == first.depth);)
-        ++t1;
+      for (t1 = t0 + 1; t1 < n_trees && t1 - t0 < per_group && trees[t1].top == trees[t0].top;) ++t1;
       walk_pairs(f, K, t0, t1, 0, n, acc);
     }
     return;
   }
-  uint32_t leaf[kLanes];
+  uint32_t at[kLanes];
   const size_t full = n - n % kLanes;
   for (size_t ti = 0; ti < n_trees; ++ti) {
     const TreeInfo& t = trees[ti];
     for (size_t r = 0; r < full; r += kLanes) {
-      if (t.complete) complete_rows(f.complete_nodes() + t.complete_base, K + r, t.depth, leaf);
-      else if (t.special) general_rows<true>(f, K + r, t.root, t.depth, leaf);
-      else general_rows<false>(f, K + r, t.root, t.depth, leaf);
-      for (int l = 0; l < kLanes; ++l) add_leaf(f, t, leaf_of(f, t, leaf[l]), acc + (r + l) * n_out);
+      if (t.top) {
+        complete_rows(f.complete_nodes() + t.complete_base, K + r, t.top, at);
+        for (int l = 0; l < kLanes; ++l) at[l] = below_top(f, t, at[l]);
+      } else {
+        std::fill(at, at + kLanes, t.root);
+      }
+      if (t.depth > t.top) {
+        if (t.special) general_rows<true>(f, K + r, t.depth - t.top, at);
+        else general_rows<false>(f, K + r, t.depth - t.top, at);
+      }
+      for (int l = 0; l < kLanes; ++l) add_leaf(f, t, at[l], acc + (r + l) * n_out);
     }
     if (full < n) walk_pairs(f, K, ti, ti + 1, full, n, acc);
   }
