@@ -78,7 +78,7 @@ def _load(model: Any) -> tuple[str, str]:
         model = model.booster_
     if isinstance(model, (bytes, bytearray, memoryview)):
         model = bytes(model).decode("utf-8", errors="replace")
-    if isinstance(model, str) and model.startswith("tree\n"):
+    if isinstance(model, str) and "\n" in model:  # model text (a path has no line break)
         return model, "LightGBM model text"
     if isinstance(model, (str, os.PathLike)):
         where = os.fspath(model)

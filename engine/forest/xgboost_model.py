@@ -124,11 +124,14 @@ def _decode(data: bytes, where: str) -> Any:
     text = data.lstrip()
     if not text.startswith(b"{"):
         raise CorruptFileError(f"{where}: not an XGBoost model (neither a JSON nor a UBJSON object)")
-    try:
-        if text[1:].lstrip()[:1] in (b'"', b"}", b""):
+    if text[1:].lstrip()[:1] in (b'"', b"}", b""):
+        try:
             return msgspec.json.decode(data)
+        except msgspec.DecodeError as e:
+            raise CorruptFileError(f"{where}: JSON: {e}") from None
+    try:
         return ubjson.decode(data)
-    except (msgspec.DecodeError, ValueError) as e:
+    except ValueError as e:
         raise CorruptFileError(f"{where}: {e}") from None
 
 
