@@ -8,6 +8,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine.forest.ir import CAT_INT_CAST, CATEGORICAL, DEFAULT_LEFT, ZERO_IS_MISSING, HeadIR
 from engine.forest.reference import reference_predict
@@ -186,3 +188,31 @@ def test_reference_transforms():
         reference_predict(two, rows, "margin")
     with pytest.raises(ValueError, match=r"X: expected shape \(n, 3\)"):
         reference_predict(two, rows[:, :2])
+
+
+ARRAY_FIELDS = ["tree_offsets", "tree_output", "feature", "threshold", "left", "right", "flags",
+                "cat_begin", "cat_end", "cat_words", "leaf_value", "base_score"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(field=st.sampled_from(ARRAY_FIELDS), index=st.integers(0, 7),
+       value=st.one_of(st.integers(-2**40, 2**40), st.sampled_from([NAN, np.inf, -1, 0, 1, 2, 5, 6, 2**31 - 1])),
+       keep_dtype=st.booleans())
+def test_hostile_arrays_get_a_value_error_or_a_usable_head(field, index, value, keep_dtype):
+    """No corruption crashes validate_head; a head it accepts evaluates."""
+    array = getattr(small_head(), field)
+    # Either the same dtype with one value changed, or one value appended
+    # (which changes the length and, often, the dtype).
+    corrupt = array.copy() if keep_dtype else np.array(array.tolist() + [value])
+    if keep_dtype and index < len(corrupt):
+        with np.errstate(invalid="ignore", over="ignore"):
+            try:
+                corrupt[index] = value
+            except (OverflowError, ValueError):  # the value does not fit the dtype
+                return
+    head = dataclasses.replace(small_head(), **{field: corrupt})
+    try:
+        validate_head(head)
+    except ValueError:
+        return
+    reference_predict(head, np.zeros((2, 3), dtype=np.float32))

@@ -273,10 +273,10 @@ class _ModelText:
 def canonical_threshold(t: np.ndarray) -> np.ndarray:
     """float32 T with ``x < T`` iff LightGBM's ``x <= t`` for every float32 x
     (after LightGBM has turned the zero band |x| <= 1e-35f into 0.0)."""
-    with np.errstate(over="ignore"):  # beyond float32's range: inf, stepped back below
+    with np.errstate(over="ignore"):  # beyond float32's range: inf (stepped back below), or T = inf
         nearest = t.astype(np.float32)
-    below = np.where(nearest.astype(np.float64) > t, np.nextafter(nearest, np.float32(-np.inf)), nearest)
-    threshold = np.nextafter(below, np.float32(np.inf))
+        below = np.where(nearest.astype(np.float64) > t, np.nextafter(nearest, np.float32(-np.inf)), nearest)
+        threshold = np.nextafter(below, np.float32(np.inf))
     # A value of the band is compared as 0.0: with t in [0, band) the whole
     # band goes left (x <= band edge); with t in [-band, 0) it goes right.
     band_edge = np.float32(ZERO_THRESHOLD)
