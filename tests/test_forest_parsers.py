@@ -15,8 +15,14 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 import xgboost as xgb
-from forest_cases import (CATEGORICAL_COLUMNS, N_FEATURES, assert_raw_and_values, assert_same_head,
-                          edge_rows, synthetic)
+from forest_cases import (
+    CATEGORICAL_COLUMNS,
+    N_FEATURES,
+    assert_raw_and_values,
+    assert_same_head,
+    edge_rows,
+    synthetic,
+)
 
 from engine.forest.ir import CATEGORICAL
 from engine.forest.lightgbm_model import canonical_threshold, parse_lightgbm

@@ -11,7 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.forest.ir import CAT_INT_CAST, CATEGORICAL, DEFAULT_LEFT, ZERO_IS_MISSING, HeadIR
+from engine.forest.ir import (
+    CAT_INT_CAST,
+    CATEGORICAL,
+    DEFAULT_LEFT,
+    ZERO_IS_MISSING,
+    HeadIR,
+)
 from engine.forest.reference import reference_predict
 from engine.forest.validate_ir import validate_head
 
@@ -26,23 +32,23 @@ def small_head(**changes) -> HeadIR:
     right) -> leaf 3 (10.0) or leaf 4 (20.0).
     Tree 1: a single leaf 100.0.
     """
-    fields = dict(
-        name="score", n_features=3, n_outputs=1, base_score=np.array([0.5]), transform="identity",
-        accumulate="f64",
-        tree_offsets=np.array([0, 5, 6], dtype=np.int64),
-        tree_output=np.array([0, 0], dtype=np.int32),
-        leaf_width=1,
-        feature=np.array([0, -1, 1, -1, -1, -1], dtype=np.int32),
-        threshold=np.array([0.5, NAN, NAN, NAN, NAN, NAN], dtype=np.float32),
-        left=np.array([1, -1, 3, -1, -1, -1], dtype=np.int32),
-        right=np.array([2, -1, 4, -1, -1, -1], dtype=np.int32),
-        flags=np.array([DEFAULT_LEFT | ZERO_IS_MISSING, 0, CATEGORICAL | CAT_INT_CAST, 0, 0, 0], dtype=np.uint8),
-        cat_begin=np.array([0, 0, 0, 0, 0, 0], dtype=np.int64),
-        cat_end=np.array([0, 0, 2, 0, 0, 0], dtype=np.int64),
-        cat_words=np.array([0b1001, 0b10], dtype=np.uint32),
-        leaf_value=np.array([0, 1.0, 0, 10.0, 20.0, 100.0]),
-        feature_names=["a", "b", "c"],
-    )
+    fields = {
+        "name": "score", "n_features": 3, "n_outputs": 1, "base_score": np.array([0.5]), "transform": "identity",
+        "accumulate": "f64",
+        "tree_offsets": np.array([0, 5, 6], dtype=np.int64),
+        "tree_output": np.array([0, 0], dtype=np.int32),
+        "leaf_width": 1,
+        "feature": np.array([0, -1, 1, -1, -1, -1], dtype=np.int32),
+        "threshold": np.array([0.5, NAN, NAN, NAN, NAN, NAN], dtype=np.float32),
+        "left": np.array([1, -1, 3, -1, -1, -1], dtype=np.int32),
+        "right": np.array([2, -1, 4, -1, -1, -1], dtype=np.int32),
+        "flags": np.array([DEFAULT_LEFT | ZERO_IS_MISSING, 0, CATEGORICAL | CAT_INT_CAST, 0, 0, 0], dtype=np.uint8),
+        "cat_begin": np.array([0, 0, 0, 0, 0, 0], dtype=np.int64),
+        "cat_end": np.array([0, 0, 2, 0, 0, 0], dtype=np.int64),
+        "cat_words": np.array([0b1001, 0b10], dtype=np.uint32),
+        "leaf_value": np.array([0, 1.0, 0, 10.0, 20.0, 100.0]),
+        "feature_names": ["a", "b", "c"],
+    }
     fields.update(changes)
     return HeadIR(**fields)
 

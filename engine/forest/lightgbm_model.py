@@ -48,7 +48,13 @@ import numpy as np
 
 from engine.errors import CorruptFileError
 from engine.forest._assemble import LibraryTrees, assemble
-from engine.forest.ir import CAT_INT_CAST, CATEGORICAL, DEFAULT_LEFT, ZERO_IS_MISSING, HeadIR
+from engine.forest.ir import (
+    CAT_INT_CAST,
+    CATEGORICAL,
+    DEFAULT_LEFT,
+    ZERO_IS_MISSING,
+    HeadIR,
+)
 
 ZERO_THRESHOLD = float(np.float32(1e-35))  # kZeroThreshold, a float literal widened to double
 MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
