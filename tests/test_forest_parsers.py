@@ -15,11 +15,17 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 import xgboost as xgb
-from forest_cases import (CATEGORICAL_COLUMNS, N_FEATURES, assert_raw_and_values, assert_same_head,
-                          edge_rows, synthetic)
+from forest_cases import (
+    CATEGORICAL_COLUMNS,
+    N_FEATURES,
+    assert_raw_and_values,
+    assert_same_head,
+    edge_rows,
+    synthetic,
+)
 
 from engine.forest.ir import CATEGORICAL
-from engine.forest.lightgbm_model import parse_lightgbm
+from engine.forest.lightgbm_model import canonical_threshold, parse_lightgbm
 from engine.forest.reference import reference_predict
 from engine.forest.xgboost_model import parse_xgboost
 
@@ -184,3 +190,21 @@ def test_lightgbm_categories_in_minus_one_to_zero_are_category_zero():
     raw = booster.predict(probe, raw_score=True)
     assert raw[0] == raw[1] == raw[2] != raw[3]
     assert_raw_and_values(parse_lightgbm(booster), probe, raw, None, exact=True)
+
+
+def test_lightgbm_thresholds_become_exact_float32_thresholds():
+    """``x < canonical_threshold(t)`` iff LightGBM's ``x' <= t`` (x' is x with
+    the zero band read as 0.0) for every float32 x near each t, thresholds
+    between floats, exactly on floats, in the band and beyond float32's range."""
+    f32 = np.float32
+    exact = np.array([0.5, -0.5, 1.0, 3.0e38, -3.0e38, float(np.finfo(f32).max), -float(np.finfo(f32).max)])
+    t = np.concatenate([exact, np.nextafter(exact, np.inf), np.nextafter(exact, -np.inf),
+                        [0.0, -0.0, 1e-36, -1e-36, 1e-40, -1e-40, float(f32(1e-35)), -float(f32(1e-35)),
+                         0.1, -0.1, 1e300, -1e300, -np.inf, 1e-46, 2.0**-149]])
+    threshold = canonical_threshold(t)
+    with np.errstate(over="ignore"):  # the neighbours of the largest float32 are infinities
+        x = np.unique(np.concatenate([threshold, np.nextafter(threshold, f32(np.inf)),
+                                      np.nextafter(threshold, f32(-np.inf)),
+                                      f32([0, 1e-35, -1e-35, 1e-45, -1e-45, np.inf, -np.inf])]))
+    x_read = np.where(np.abs(x) <= f32(1e-35), 0.0, x.astype(np.float64))
+    np.testing.assert_array_equal(x[None, :] < threshold[:, None], x_read[None, :] <= t[:, None])

@@ -48,7 +48,13 @@ import numpy as np
 
 from engine.errors import CorruptFileError
 from engine.forest._assemble import LibraryTrees, assemble
-from engine.forest.ir import CAT_INT_CAST, CATEGORICAL, DEFAULT_LEFT, ZERO_IS_MISSING, HeadIR
+from engine.forest.ir import (
+    CAT_INT_CAST,
+    CATEGORICAL,
+    DEFAULT_LEFT,
+    ZERO_IS_MISSING,
+    HeadIR,
+)
 
 ZERO_THRESHOLD = float(np.float32(1e-35))  # kZeroThreshold, a float literal widened to double
 MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
@@ -78,7 +84,7 @@ def _load(model: Any) -> tuple[str, str]:
         model = model.booster_
     if isinstance(model, (bytes, bytearray, memoryview)):
         model = bytes(model).decode("utf-8", errors="replace")
-    if isinstance(model, str) and model.startswith("tree\n"):
+    if isinstance(model, str) and "\n" in model:  # model text (a path has no line break)
         return model, "LightGBM model text"
     if isinstance(model, (str, os.PathLike)):
         where = os.fspath(model)
@@ -273,10 +279,10 @@ class _ModelText:
 def canonical_threshold(t: np.ndarray) -> np.ndarray:
     """float32 T with ``x < T`` iff LightGBM's ``x <= t`` for every float32 x
     (after LightGBM has turned the zero band |x| <= 1e-35f into 0.0)."""
-    with np.errstate(over="ignore"):  # beyond float32's range: inf, stepped back below
+    with np.errstate(over="ignore"):  # beyond float32's range: inf (stepped back below), or T = inf
         nearest = t.astype(np.float32)
-    below = np.where(nearest.astype(np.float64) > t, np.nextafter(nearest, np.float32(-np.inf)), nearest)
-    threshold = np.nextafter(below, np.float32(np.inf))
+        below = np.where(nearest.astype(np.float64) > t, np.nextafter(nearest, np.float32(-np.inf)), nearest)
+        threshold = np.nextafter(below, np.float32(np.inf))
     # A value of the band is compared as 0.0: with t in [0, band) the whole
     # band goes left (x <= band edge); with t in [-band, 0) it goes right.
     band_edge = np.float32(ZERO_THRESHOLD)

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.forest.ir import CAT_INT_CAST, CATEGORICAL, DEFAULT_LEFT, ZERO_IS_MISSING, HeadIR
+from engine.forest.ir import (
+    CAT_INT_CAST,
+    CATEGORICAL,
+    DEFAULT_LEFT,
+    ZERO_IS_MISSING,
+    HeadIR,
+)
 from engine.forest.validate_ir import validate_head
 
 ZERO_BAND = np.float32(1e-35)  # |x| <= this is "zero" for ZERO_IS_MISSING (LightGBM's kZeroThreshold)

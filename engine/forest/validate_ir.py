@@ -3,10 +3,12 @@ Forest file: after ``validate_head`` passes, evaluating the head by the rules
 in ``engine.forest.ir`` touches only indices in range and always reaches a
 leaf.
 
-Every check is vectorised (models reach about a million nodes) and runs in an
-order that never indexes with a value not yet checked, so hostile arrays
+Every check is vectorised (models reach about a million nodes) and runs in
+an order that never indexes with a value not yet checked, so hostile arrays
 (wrong dtypes, negative offsets, decreasing tree offsets) get a ``ValueError``
-that names the field, never an IndexError or a crash.
+that names the field, never an IndexError or a crash. Wrong types are
+ValueErrors too: a head's fields come from a file, where a wrong type is a
+corrupt value.
 
 Invariants beyond the ir.py docstring, which the parsers guarantee:
 - a head with ``leaf_width > 1`` has only vector-leaf trees (``tree_output ==
@@ -26,8 +28,14 @@ import numbers
 
 import numpy as np
 
-from engine.forest.ir import (ACCUMULATE, CAT_INT_CAST, CATEGORICAL, KNOWN_FLAGS, TRANSFORMS,
-                              HeadIR)
+from engine.forest.ir import (
+    ACCUMULATE,
+    CAT_INT_CAST,
+    CATEGORICAL,
+    KNOWN_FLAGS,
+    TRANSFORMS,
+    HeadIR,
+)
 
 ARRAY_DTYPES = {
     "base_score": np.float64,
@@ -49,7 +57,7 @@ NODE_FIELDS = ("feature", "threshold", "left", "right", "flags", "cat_begin", "c
 def validate_head(head: HeadIR) -> None:
     """Raise ``ValueError`` naming the field if ``head`` breaks an invariant."""
     if not isinstance(head, HeadIR):
-        raise ValueError(f"head: expected a HeadIR, got {type(head).__name__}")
+        raise ValueError(f"head: expected a HeadIR, got {type(head).__name__}")  # noqa: TRY004
     _check_scalars(head)
     _check_array_types(head)
     n_trees, n_nodes = _check_offsets(head)
@@ -66,7 +74,7 @@ def _check_scalars(head: HeadIR) -> None:
     if not isinstance(head.name, str) or not head.name:
         raise ValueError(f"name: expected a non-empty str, got {head.name!r}")
     if not isinstance(head.source, str):
-        raise ValueError(f"source: expected a str, got {type(head.source).__name__}")
+        raise ValueError(f"source: expected a str, got {type(head.source).__name__}")  # noqa: TRY004
     for field in ("n_features", "n_outputs", "leaf_width"):
         value = getattr(head, field)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -99,7 +107,7 @@ def _check_array_types(head: HeadIR) -> None:
     for field, dtype in ARRAY_DTYPES.items():
         value = getattr(head, field)
         if not isinstance(value, np.ndarray):
-            raise ValueError(f"{field}: expected a numpy array, got {type(value).__name__}")
+            raise ValueError(f"{field}: expected a numpy array, got {type(value).__name__}")  # noqa: TRY004
         if value.dtype != dtype:
             raise ValueError(f"{field}: expected dtype {np.dtype(dtype)}, got {value.dtype}")
         if value.ndim != 1:

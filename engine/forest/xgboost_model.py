@@ -21,7 +21,8 @@ Semantics, from XGBoost 3.2.0's source:
   "multi_output_tree"``): a leaf's vector is ``leaf_weights[right[leaf]]``
   (3.2; earlier versions keep it in ``base_weights`` by node).
 
-Outputs: ``raw`` equals ``Booster.predict(output_margin=True)``. ``value``
+Every tree is compiled, as ``Booster.predict`` uses them all unless given an
+``iteration_range``. Outputs: ``raw`` equals ``Booster.predict(output_margin=True)``. ``value``
 equals ``Booster.predict()`` for every supported objective but
 ``multi:softmax``, where XGBoost returns the arg-max class id and the head
 returns the class probabilities (softmax of the margins, as multi:softprob).
@@ -124,11 +125,14 @@ def _decode(data: bytes, where: str) -> Any:
     text = data.lstrip()
     if not text.startswith(b"{"):
         raise CorruptFileError(f"{where}: not an XGBoost model (neither a JSON nor a UBJSON object)")
-    try:
-        if text[1:].lstrip()[:1] in (b'"', b"}", b""):
+    if text[1:].lstrip()[:1] in (b'"', b"}", b""):
+        try:
             return msgspec.json.decode(data)
+        except msgspec.DecodeError as e:
+            raise CorruptFileError(f"{where}: JSON: {e}") from None
+    try:
         return ubjson.decode(data)
-    except (msgspec.DecodeError, ValueError) as e:
+    except ValueError as e:
         raise CorruptFileError(f"{where}: {e}") from None
 
 
@@ -181,12 +185,12 @@ class _Document:
         base_score = self.base_margin(params, objective, n_outputs)
         model, tree_weights = self.booster_model(learner)
         trees = _Trees(self, model, n_features, n_outputs, tree_weights)
-        version = ".".join(str(v) for v in self.doc.get("version", []))
+        version = ".".join(str(v) for v in self.doc.get("version", [])) or "(version unknown)"
         return assemble(
             trees.library_trees(), self.where,
             name=name, n_features=n_features, n_outputs=n_outputs, base_score=base_score,
             transform=transform, accumulate="f32", tree_output=trees.tree_output(),
-            source=f"xgboost {version} {objective}".replace("  ", " "),
+            source=f"xgboost {version} {objective}",
             feature_names=self.feature_names(learner, n_features))
 
     def base_margin(self, params: dict, objective: str, n_outputs: int) -> np.ndarray:
