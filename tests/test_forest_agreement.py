@@ -13,12 +13,14 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 import xgboost as xgb
-from forest_cases import CATEGORICAL_COLUMNS, N_FEATURES, synthetic
+from forest_cases import CATEGORICAL_COLUMNS, N_FEATURES, edge_rows, synthetic
 from ranking_support import features, group_sizes, labels, requires_data
 
 import engine
 from engine import _core
 from engine import metrics
+from engine.forest.lightgbm_model import parse_lightgbm
+from engine.forest.xgboost_model import parse_xgboost
 from tools.cli import main as cli
 
 pytestmark = requires_data
@@ -57,6 +59,18 @@ def test_lambdarank_raw_scores_agree_at_every_level_and_batch(lambdarank):
             np.testing.assert_allclose(forest._native.predict_level(level, X[i:i + 1], True)[0], want[i],
                                        rtol=0, atol=1e-6, err_msg=f"{level}, row {i}")
     np.testing.assert_allclose(forest.predict(X, "raw", threads=2), want, rtol=0, atol=1e-6)
+
+
+def test_lambdarank_edge_inputs_agree(lambdarank):
+    """Every threshold and its float32 neighbours, the zero band, odd values,
+    infinities (LightGBM) and all-missing rows, on rank.test rows."""
+    forest, X, _, booster_lgb, booster_xgb = lambdarank
+    rows = edge_rows(parse_lightgbm(booster_lgb), X)
+    np.testing.assert_allclose(forest.predict(rows, "raw")[:, 0],
+                               booster_lgb.predict(rows, raw_score=True, num_threads=1), rtol=0, atol=1e-6)
+    rows = edge_rows(parse_xgboost(booster_xgb), X, infinities=False)
+    np.testing.assert_allclose(forest.predict(rows, "raw")[:, 1],
+                               booster_xgb.predict(xgb.DMatrix(rows), output_margin=True), rtol=0, atol=1e-6)
 
 
 def test_lambdarank_ndcg_of_the_compiled_models_equals_the_source(lambdarank):
