@@ -12,6 +12,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 import pytest
+from forest_random import random_head, random_rows
 
 import engine
 from engine import _core
@@ -19,7 +20,6 @@ from engine.errors import CorruptFileError
 from engine.forest import forest_file
 from engine.forest.compile import write_forest
 from engine.forest.reference import reference_predict
-from tests.forest_random import random_head, random_rows
 
 LEVELS = _core.forest_levels()
 # Row counts around the kernel's lane group (8) and row block (32) sizes.
