@@ -1,5 +1,5 @@
-// The forest walk compiled for AVX2: the same lane-interleaved walk, with
-// the compiler free to use the wider instruction set around it.
+// The forest walk compiled for AVX2 (walk.hpp says why it does not gather
+// across lanes).
 #include "trees/eval.hpp"
 #include "trees/walk.hpp"
 

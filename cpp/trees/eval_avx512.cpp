@@ -1,5 +1,5 @@
-// The forest walk compiled for AVX-512 (walk.hpp says why the walk itself
-// does not gather across lanes; the encoding loops use the wider registers).
+// The forest walk compiled for AVX-512 (walk.hpp says why it does not
+// gather across lanes).
 #include "trees/eval.hpp"
 #include "trees/walk.hpp"
 
