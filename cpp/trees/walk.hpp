@@ -1,5 +1,4 @@
-// The forest walk shared by every level's translation unit (each compiles it
-// with its own flags, so the encoding loops vectorise to the level's width).
+// The forest walk shared by every level's translation unit.
 //
 // Rows are first encoded as int32 keys (forest.hpp says why), column-major in
 // blocks of kRowBlock rows, so that lane l of a group of consecutive rows
@@ -29,7 +28,8 @@
 namespace engine::trees {
 namespace {  // internal linkage: each translation unit keeps its own copy
 
-constexpr int kLanes = 8;  // lanes kept in registers at once
+constexpr int kLanes = 8;                 // lanes kept in registers at once
+constexpr int kPairLanes = 2 * kLanes;    // (tree, row) lanes of a small batch
 
 // Keys of rows [0, n) of a block: K[(copy * n_features + j) * kRowBlock + r].
 inline void encode_rows(const Forest& f, const float* X, size_t n, size_t stride, int32_t* K) {
@@ -160,12 +160,12 @@ inline uint32_t below_top(const Forest& f, const TreeInfo& t, uint32_t slot) {
 }
 
 // Lanes over (tree, row) pairs for trees [t0, t1) with equal complete tops
-// and rows [r0, n).
+// and rows [r0, n): at most kPairLanes of them.
 inline void walk_pairs(const Forest& f, const int32_t* K, size_t t0, size_t t1, size_t r0, size_t n,
                        double* acc) {
   const TreeInfo* trees = f.trees();
   const uint32_t top = trees[t0].top;
-  uint32_t row[32], at[32], base[32];
+  uint32_t row[kPairLanes], at[kPairLanes], base[kPairLanes];
   int lanes = 0;
   uint32_t rest = 0;  // general steps left after the top
   bool special = false;
@@ -199,9 +199,8 @@ inline void accumulate_block(const Forest& f, const int32_t* K, size_t n, double
   const TreeInfo* trees = f.trees();
   const size_t n_trees = f.n_trees(), n_out = f.n_outputs();
   if (n < size_t(kLanes)) {
-    // Few rows: groups of consecutive trees with equal complete tops, about
-    // 2 * kLanes lanes each.
-    const size_t per_group = std::max<size_t>(1, 2 * kLanes / n);
+    // Few rows: groups of consecutive trees with equal complete tops.
+    const size_t per_group = std::max<size_t>(1, kPairLanes / n);
     for (size_t t0 = 0, t1; t0 < n_trees; t0 = t1) {
       for (t1 = t0 + 1; t1 < n_trees && t1 - t0 < per_group && trees[t1].top == trees[t0].top;) ++t1;
       walk_pairs(f, K, t0, t1, 0, n, acc);
