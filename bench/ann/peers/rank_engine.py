@@ -5,38 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from bench.ann.peers.base import IVF_NPROBE, Runtime
-from bench.ann.workload import import_engine
+from bench.machine import import_engine, native_module_stamp, source_head
 
 engine = import_engine()  # waits out a rebuild of the native module in progress
-
-
-def _module_stamp() -> str:
-    """Path and mtime of the native module as loaded, to spot a rebuild between workers."""
-    import os
-    import time
-
-    path = getattr(engine._core, "__file__", "?")
-    try:
-        return f"{path} ({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(os.path.getmtime(path)))} UTC)"
-    except OSError:
-        return path
-
-
-def _git_head() -> str:
-    """The source tree's commit (``-dirty`` if it has local changes) when the module was loaded."""
-    import os
-    import subprocess
-
-    src = os.path.dirname(os.path.dirname(os.path.abspath(engine.__file__)))
-    try:
-        return subprocess.run(["git", "-C", src, "describe", "--always", "--dirty"],
-                              capture_output=True, text=True, timeout=10).stdout.strip() or "?"
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-
-
-MODULE_STAMP = _module_stamp()  # now: the file may be replaced later, the mapping is not
-SOURCE_HEAD = _git_head()
+MODULE_STAMP = native_module_stamp(engine)  # now: the file may be replaced later, the mapping is not
+SOURCE_HEAD = source_head(engine)
 
 
 class EngineIVF(Runtime):
