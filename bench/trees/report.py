@@ -98,7 +98,7 @@ def _header(doc) -> list[str]:
         f"- workload (`bench/trees/workload.py`): ranking-like rows (similarity scores, lognormal "
         f"prices and views, Poisson counts, CTR-like rates, 0/1 flags; correlated through shared "
         f"factors; {w['missing_rate'] * 100:.0f} % NaN), binary label from a nonlinear click model; "
-        f"trained on {w['train_rows']:,} rows (2 threads), checked and timed on "
+        f"trained on {w['train_rows']:,} rows, checked and timed on "
         f"{w['eval_rows']:,} held-out rows",
         "- models: " + "; ".join(m["title"] for m in w["models"]),
         "",
@@ -155,8 +155,9 @@ def _runtimes_section(doc) -> list[str]:
                          f"not run: {r.get('skipped') or r.get('error')}"])
             continue
         configs = sorted({m["config"] for m in r["models"].values() if m.get("config")})
-        rows.append([r["label"], r["version"], ", ".join(sorted(
-            {n.split("-")[0] for n in r["models"]})) or "—", "; ".join(configs) or "—"])
+        libraries = sorted({n.split("-")[0] for n in r["models"]})
+        rows.append([r["label"], r["version"], ", ".join(libraries) or "none in this run",
+                     "; ".join(configs) or "—"])
     return ["## Runtimes: what each call does (all of it is timed)", "",
             *table(["runtime", "version", "models", "load, then per call"], rows), "",
             "Every call gets the same float32 C-contiguous rows; conversions a library needs "
@@ -290,10 +291,12 @@ def plot(doc, path: Path) -> None:
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    fig.legend(handles.values(), handles.keys(), loc="upper center", ncol=len(handles), fontsize=8)
+    ncol = min(len(handles), 3 * cols)
+    legend_rows = -(-len(handles) // ncol) if handles else 0
+    fig.legend(handles.values(), handles.keys(), loc="upper center", ncol=ncol, fontsize=8)
     fig.suptitle(f"{doc['system']['cpu']} — dotted: the {TARGET_NS_PER_ROW_TREE:g} ns target",
                  fontsize=9, y=0.005, va="bottom")
-    fig.tight_layout(rect=(0, 0.03, 1, 0.93))
+    fig.tight_layout(rect=(0, 0.03, 1, 1 - 0.07 * legend_rows / rows))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -67,8 +67,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lleaves-python", default=None,
                     help=f"interpreter with lleaves installed (default $LLEAVES_PYTHON or "
                          f"{DEFAULT_LLEAVES_PYTHON.relative_to(REPO)})")
-    ap.add_argument("--jobs", type=int, default=None,
-                    help="workers at once (default 1; quick 2: smoke test, timings disturbed)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="workers at once (default 1; more only for a smoke test: timings disturbed)")
     ap.add_argument("--name", default=None, help="output name (default trees, quick: trees_quick)")
     args = ap.parse_args(argv)
     models = (args.models.split(",") if args.models
@@ -77,7 +77,6 @@ def main(argv=None) -> int:
     args.batches = ([int(b) for b in args.batches.split(",")] if args.batches
                     else list(workload.QUICK_BATCHES if args.quick else workload.BATCHES))
     args.budget = args.budget or (0.3 if args.quick else 2.0)
-    args.jobs = args.jobs or (2 if args.quick else 1)
     name = args.name or ("trees_quick" if args.quick else "trees")
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
     unknown = [r for r in runtimes if r not in RUNTIMES]

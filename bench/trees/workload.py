@@ -1,7 +1,7 @@
 """The tree-ensemble workload: ranking-like feature rows, the models, and their reference scores.
 
 The driver (``bench.trees.run``) calls ``prepare`` once: it generates the
-data, trains each model family once (LightGBM / XGBoost, two threads) and
+data, trains each model family once (LightGBM / XGBoost) and
 caches under ``bench/results/cache/trees/``, keyed by the spec and
 ``FORMAT``:
 
@@ -32,6 +32,9 @@ TRAIN_ROWS = 30_000  # enough for full 63-leaf / depth-8 trees; training is a on
 EVAL_ROWS = 8_192  # two distinct batches of the largest size
 TRAIN_SEED, EVAL_SEED = 0, 1
 MISSING_RATE = 0.05  # mean share of NaN cells
+# One training thread: on a 2-core machine shared with other work, two OpenMP
+# threads spin-wait at every barrier and trained 17x slower than one here.
+TRAIN_THREADS = 1
 
 # Column kinds of ranking features, repeated across the row: similarity-like
 # scores, heavy-tailed prices and counts of views, event counts with many
@@ -156,7 +159,7 @@ def _train(specs: list[ModelSpec], log) -> None:
 
         params = {"objective": "binary", "num_leaves": first.num_leaves, "learning_rate": 0.05,
                   "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
-                  "num_threads": 2, "seed": TRAIN_SEED, "verbose": -1}
+                  "num_threads": TRAIN_THREADS, "seed": TRAIN_SEED, "verbose": -1}
         booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=rounds)
         for m in specs:
             _write_atomically(m.model_path, lambda p, m=m: booster.save_model(
@@ -168,7 +171,7 @@ def _train(specs: list[ModelSpec], log) -> None:
 
         params = {"objective": "binary:logistic", "max_depth": first.max_depth, "eta": 0.05,
                   "subsample": 0.8, "colsample_bytree": 0.8, "tree_method": "hist",
-                  "nthread": 2, "seed": TRAIN_SEED}
+                  "nthread": TRAIN_THREADS, "seed": TRAIN_SEED}
         booster = xgb.train(params, xgb.DMatrix(X, y), num_boost_round=rounds)
         for m in specs:
             _write_atomically(m.model_path, lambda p, m=m: booster[:m.n_trees].save_model(p))

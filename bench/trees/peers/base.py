@@ -8,6 +8,7 @@ float64, a feed dict) happens inside it, so inside the timed region.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -50,7 +51,8 @@ class Runtime:
 
     def artefact(self, spec, suffix: str) -> Path:
         """A cache path for this runtime's compiled form of ``spec``."""
-        return self.artefact_dir / f"{spec.model_path.stem}.{self.library}-{self.version()}{suffix}"
+        tag = re.sub(r"[^\w.]+", "-", f"{self.library}-{self.version()}").strip("-")
+        return self.artefact_dir / f"{spec.model_path.stem}.{tag}{suffix}"
 
     def extra(self) -> dict:
         """Anything else worth recording (engine build, compile parameters...)."""
