@@ -14,8 +14,10 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 CRASH_RETRY_WAIT_S = 60  # the native module may be rebuilt under us; one retry after a crash
 SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -42,12 +44,50 @@ def run_worker(name: str, cmd: list[str], out_path: Path, cwd: Path, workload_ke
             result.update(wall_s=time.perf_counter() - start, workload_key=workload_key,
                           finished_at=utc_now())
             out_path.write_text(json.dumps(result, indent=1))
+            if "skipped" in result or "error" in result:
+                log(f"{name}: {result.get('skipped') or result.get('error')}")
             return result
         log(f"{name}: worker exited with {proc.returncode}"
             + (f"; retrying in {CRASH_RETRY_WAIT_S} s" if attempt == 0 else ""))
         if attempt == 0:
             time.sleep(CRASH_RETRY_WAIT_S)
     return {"runtime": name, "error": f"worker crashed (exit code {proc.returncode}) twice"}
+
+
+def selected_runtimes(ap, text: str, order: list[str]) -> list[str]:
+    """The runtimes named in a comma-separated ``--runtimes`` value (argparse error if unknown)."""
+    runtimes = [r.strip() for r in text.split(",") if r.strip()]
+    unknown = [r for r in runtimes if r not in order]
+    if unknown:
+        ap.error(f"unknown runtimes {unknown}; choose from {order}")
+    return runtimes
+
+
+def write_worker_result(out_path: str, runtime: str, compute: Callable[[], dict]) -> int:
+    """Worker side: run ``compute`` and write its result (or the exception) atomically as JSON.
+
+    An exception is recorded in the report rather than losing the whole run.
+    """
+    try:
+        result = compute()
+    except Exception as e:
+        result = {"runtime": runtime, "error": f"{type(e).__name__}: {e}",
+                  "traceback": traceback.format_exc()}
+        print(result["traceback"], file=sys.stderr, flush=True)
+    tmp = out_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    os.replace(tmp, out_path)
+    return 0
+
+
+def rerender_main(argv, default_json: Path, write) -> int:
+    """``python -m bench.X.report [run.json]``: render a saved run again with ``write(doc, dir, name)``."""
+    argv = sys.argv[1:] if argv is None else argv
+    path = Path(argv[0]) if argv else default_json
+    md, png = write(json.loads(path.read_text()), path.parent, path.stem)
+    print(f"wrote {md} and {png}")
+    return 0
 
 
 def collect_results(fresh: dict[str, dict], order: list[str], cache_path, doc_path: Path,

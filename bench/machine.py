@@ -72,6 +72,11 @@ def cpu_line(info: dict) -> str:
     return f"- **CPU: {info['cpu']}** ({info['cpus']} logical CPUs); every library single-threaded"
 
 
+def loaded_engine_build(engine) -> dict:
+    """Which engine build this process loaded; call at import, as the file may be replaced later."""
+    return {"native_module": native_module_stamp(engine), "source_head": source_head(engine)}
+
+
 def native_module_stamp(engine) -> str:
     """Path and mtime of the engine's native module as loaded, to spot a rebuild between workers."""
     path = getattr(engine._core, "__file__", "?")

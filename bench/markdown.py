@@ -27,3 +27,23 @@ def runs_lines(doc) -> list[str]:
         out.append(f"  - `{r['command']}`, started {r['started_at']}, took {r['elapsed_s'] / 60:.1f} min"
                    + (f" ({', '.join(rows)})" if rows else ""))
     return out
+
+
+def runtime_notes(doc) -> list[str]:
+    """Note lines for runtimes that did not run or failed, rows reused from an earlier run, and
+    workers that ran at once."""
+    results, out = doc["results"], []
+    for r in results:
+        if "skipped" in r:
+            out.append(f"- {r['runtime']}: not run: {r['skipped']}.")
+        elif "error" in r:
+            out.append(f"- {r['runtime']}: {r['error']}.")
+    reused = [r for r in results if r.get("reused")]
+    if reused:
+        out.append("- Rows reused from an earlier run of the same workload (`--reuse`): "
+                   + ", ".join(f"{r.get('label', r['runtime'])} ({r['reused']})" for r in reused) + ".")
+    jobs = doc["settings"].get("jobs", 1)
+    if jobs > 1:
+        out.append(f"- **{jobs} workers ran at once** (smoke-test mode): libraries competed "
+                   "for the cores, so these timings are not comparable.")
+    return out

@@ -8,14 +8,14 @@ the best peer in the same table, measured in the same run.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from bench.driver import rerender_main
 from bench.machine import cpu_line, engine_build_line
-from bench.markdown import runs_lines, table
+from bench.markdown import runs_lines, runtime_notes, table
 
 THRESHOLDS = (0.95, 0.99)
 
@@ -262,17 +262,7 @@ def _exact_section(doc) -> list[str]:
 
 
 def _notes(doc) -> list[str]:
-    out = []
-    for r in doc["results"]:
-        if "skipped" in r:
-            out.append(f"- {r['runtime']}: skipped ({r['skipped']}).")
-        elif "error" in r:
-            out.append(f"- {r['runtime']}: {r['error']}.")
-    reused = [r for r in doc["results"] if r.get("reused")]
-    if reused:
-        out.append("- Rows reused from an earlier run of the same workload (`--reuse`): "
-                   + ", ".join(f"{r.get('label', r['runtime'])} ({r['reused']})" for r in reused)
-                   + ".")
+    out = runtime_notes(doc)
     partial = sorted({r["label"] for r in _ok(doc["results"])
                       for pts in _all_points(r) for p in pts if p.get("partial")})
     if partial:
@@ -293,9 +283,6 @@ def _notes(doc) -> list[str]:
             out.append("- **The engine's native module was rebuilt between engine workers**: "
                        "engine rows may come from different commits; compare them with care.")
     st = doc["settings"]
-    if st.get("jobs", 1) > 1:
-        out.append(f"- **{st['jobs']} workers ran at once** (smoke-test mode): libraries competed "
-                   "for the cores, so these timings are not comparable.")
     out.append(f"- Sweeps go up the knob and stop at the first point with recall ≥ 0.995, "
                f"below 20 QPS, or after recall gained < 0.002 over two steps. Each point is the fastest of up to {st.get('repeats', 1)} timed "
                f"runs of the same queries (fewer when a run takes over {st['budget_s']:g} s); "
@@ -390,15 +377,9 @@ def write(doc, out_dir: Path, name: str) -> tuple[Path, Path]:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
     from bench.ann.workload import RESULTS_DIR
 
-    path = Path(argv[0]) if argv else RESULTS_DIR / "ann.json"
-    doc = json.loads(path.read_text())
-    md, png = write(doc, path.parent, path.stem)
-    print(f"wrote {md} and {png}")
-    return 0
-
+    return rerender_main(argv, RESULTS_DIR / "ann.json", write)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,9 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bench import machine
 from bench.ann import report
-from bench.ann.peers import RUNTIMES
 from bench.ann.workload import RESULTS_DIR, Params, load_workload
-from bench.driver import collect_results, log, run_worker, utc_now
+from bench.driver import collect_results, log, run_worker, selected_runtimes, utc_now
 
 ORDER = [
     "engine-f32", "engine-f16", "engine-i8",
@@ -82,10 +81,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.min_queries = min(args.min_queries, 50)
     name = args.name or ("ann_quick" if args.quick else "ann")
-    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
-    unknown = [r for r in runtimes if r not in RUNTIMES]
-    if unknown:
-        ap.error(f"unknown runtimes {unknown}; choose from {ORDER}")
+    runtimes = selected_runtimes(ap, args.runtimes, ORDER)
 
     started = time.perf_counter()
     started_at = utc_now()
@@ -104,11 +100,7 @@ def main(argv=None) -> int:
     def one(rt: str) -> dict:
         log(f"--- {rt}")
         out = cache_path(rt)
-        result = run_worker(rt, worker_command(rt, args, out), out, RESULTS_DIR.parents[1],
-                            params.key)
-        if "skipped" in result or "error" in result:
-            log(f"{rt}: {result.get('skipped') or result.get('error')}")
-        return result
+        return run_worker(rt, worker_command(rt, args, out), out, RESULTS_DIR.parents[1], params.key)
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         fresh = dict(zip(runtimes, pool.map(one, runtimes)))

@@ -8,12 +8,12 @@ on the same model and batch size, next to the targets of the forest issue.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
+from bench.driver import rerender_main
 from bench.machine import cpu_line, engine_build_line
-from bench.markdown import runs_lines, table
+from bench.markdown import runs_lines, runtime_notes, table
 from bench.trees import workload
 
 # Targets of the forest kernel (the issue): per row-tree at large batches,
@@ -221,27 +221,14 @@ def _model_sections(doc) -> list[str]:
 
 
 def _notes(doc) -> list[str]:
-    out = []
-    for r in doc["results"]:
-        if "skipped" in r:
-            out.append(f"- {r['runtime']}: not run: {r['skipped']}.")
-        elif "error" in r:
-            out.append(f"- {r['runtime']}: {r['error']}.")
-        for model, mr in (r.get("models") or {}).items():
-            if "error" in mr:
-                out.append(f"- {r.get('label', r['runtime'])} on {model}: {mr['error']}.")
-    reused = [r for r in doc["results"] if r.get("reused")]
-    if reused:
-        out.append("- Rows reused from an earlier run of the same workload (`--reuse`): "
-                   + ", ".join(f"{r.get('label', r['runtime'])} ({r['reused']})" for r in reused) + ".")
+    out = runtime_notes(doc)
+    out += [f"- {r.get('label', r['runtime'])} on {model}: {mr['error']}."
+            for r in doc["results"] for model, mr in (r.get("models") or {}).items() if "error" in mr]
     engine = next((r for r in _ok(doc["results"]) if r.get("is_engine")), None)
     if engine:
         x = engine.get("extra", {})
         out.append(f"- Engine native module `{x.get('native_module', '?')}`, source `{x.get('source_head', '?')}`.")
     st = doc["settings"]
-    if st.get("jobs", 1) > 1:
-        out.append(f"- **{st['jobs']} workers ran at once** (smoke-test mode): runtimes competed "
-                   "for the cores, so these timings are not comparable.")
     out.append(f"- Each cell: warm-up calls, then calls for {st['budget_s']:g} s (at least "
                f"{st['min_calls']}), garbage collector off; the median counts. The 2-core VM is "
                "shared with other work, so read ratios to ±15 %.")
@@ -310,13 +297,7 @@ def write(doc, out_dir: Path, name: str) -> tuple[Path, Path]:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    path = Path(argv[0]) if argv else workload.RESULTS_DIR / "trees.json"
-    doc = json.loads(path.read_text())
-    md, png = write(doc, path.parent, path.stem)
-    print(f"wrote {md} and {png}")
-    return 0
-
+    return rerender_main(argv, workload.RESULTS_DIR / "trees.json", write)
 
 if __name__ == "__main__":
     sys.exit(main())

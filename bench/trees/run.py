@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench import machine
-from bench.driver import collect_results, log, run_worker, utc_now
+from bench.driver import collect_results, log, run_worker, selected_runtimes, utc_now
 from bench.trees import report, workload
-from bench.trees.peers import ORDER, RUNTIMES
+from bench.trees.peers import ORDER
 
 PEER_DISTRIBUTIONS = ("xgboost-cpu", "lightgbm", "treelite", "tl2cgen", "onnxruntime", "onnxmltools",
                       "onnx", "numpy")
@@ -78,10 +78,7 @@ def main(argv=None) -> int:
                     else list(workload.QUICK_BATCHES if args.quick else workload.BATCHES))
     args.budget = args.budget or (0.3 if args.quick else 2.0)
     name = args.name or ("trees_quick" if args.quick else "trees")
-    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
-    unknown = [r for r in runtimes if r not in RUNTIMES]
-    if unknown:
-        ap.error(f"unknown runtimes {unknown}; choose from {ORDER}")
+    runtimes = selected_runtimes(ap, args.runtimes, ORDER)
 
     started = time.perf_counter()
     started_at = utc_now()
@@ -103,11 +100,8 @@ def main(argv=None) -> int:
             if lleaves_py is None:
                 return {"runtime": rt, "skipped": lleaves_note}
             python = lleaves_py
-        result = run_worker(rt, worker_command(python, rt, args, models, cache_path(rt)),
-                            cache_path(rt), REPO, key)
-        if "skipped" in result or "error" in result:
-            log(f"{rt}: {result.get('skipped') or result.get('error')}")
-        return result
+        return run_worker(rt, worker_command(python, rt, args, models, cache_path(rt)),
+                          cache_path(rt), REPO, key)
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         fresh = dict(zip(runtimes, pool.map(one, runtimes)))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
-import json
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
+from bench.driver import write_worker_result  # noqa: E402
 from bench.trees import workload  # noqa: E402
 from bench.trees.peers import RUNTIMES  # noqa: E402
 from bench.trees.peers.base import Unavailable  # noqa: E402
@@ -153,19 +153,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     artefact_dir = workload.CACHE_DIR / "artefacts"
     artefact_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        result = run(args.runtime, args.models.split(","), [int(b) for b in args.batches.split(",")],
-                     args.budget, args.min_calls, artefact_dir)
-    except Exception as e:  # recorded in the report rather than losing the whole run
-        result = {"runtime": args.runtime, "error": f"{type(e).__name__}: {e}",
-                  "traceback": traceback.format_exc()}
-        log(result["traceback"])
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
-    os.replace(tmp, args.out)
-    return 0
-
+    batches = [int(b) for b in args.batches.split(",")]
+    return write_worker_result(args.out, args.runtime, lambda: run(
+        args.runtime, args.models.split(","), batches, args.budget, args.min_calls, artefact_dir))
 
 if __name__ == "__main__":
     sys.exit(main())

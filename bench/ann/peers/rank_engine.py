@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from bench.ann.peers.base import IVF_NPROBE, Runtime
-from bench.machine import import_engine, native_module_stamp, source_head
+from bench.machine import import_engine, loaded_engine_build
 
 engine = import_engine()  # waits out a rebuild of the native module in progress
-MODULE_STAMP = native_module_stamp(engine)  # now: the file may be replaced later, the mapping is not
-SOURCE_HEAD = source_head(engine)
+LOADED_BUILD = loaded_engine_build(engine)
 
 
 class EngineIVF(Runtime):
@@ -64,4 +63,4 @@ class EngineIVF(Runtime):
     def extra(self) -> dict:
         return {"build_info": engine.build_info(), "stats": {
             "segments": [{k: v for k, v in s.items()} for s in self.index.stats()["segments"]]},
-            "native_module": MODULE_STAMP, "source_head": SOURCE_HEAD}
+            **LOADED_BUILD}

@@ -8,6 +8,7 @@ float64, a feed dict) happens inside it, so inside the timed region.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Callable
@@ -53,6 +54,16 @@ class Runtime:
         """A cache path for this runtime's compiled form of ``spec``."""
         tag = re.sub(r"[^\w.]+", "-", f"{self.library}-{self.version()}").strip("-")
         return self.artefact_dir / f"{spec.model_path.stem}.{tag}{suffix}"
+
+    def cached_artefact(self, spec, suffix: str, build: Callable[[Path], None]) -> Path:
+        """The artefact of ``spec``, built by ``build(tmp_path)`` unless an earlier run left it."""
+        path = self.artefact(spec, suffix)
+        self.cached = path.exists()
+        if not self.cached:
+            tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+            build(tmp)
+            os.replace(tmp, path)
+        return path
 
     def extra(self) -> dict:
         """Anything else worth recording (engine build, compile parameters...)."""

@@ -54,15 +54,9 @@ class OnnxRuntimeTrees(Runtime):
         return f"{ort.__version__} (onnxmltools {onnxmltools.__version__})"
 
     def prepare(self, spec) -> None:
-        path = self.artefact(spec, "-raw.onnx")
-        self.cached = path.exists()
-        if self.cached:
-            onx = onnx.load(os.fspath(path))
-        else:
-            onx = convert(spec)
-            tmp = path.with_name(path.stem + ".tmp.onnx")
-            tmp.write_bytes(onx.SerializeToString())
-            os.replace(tmp, path)
+        path = self.cached_artefact(spec, "-raw.onnx",
+                                    lambda tmp: tmp.write_bytes(convert(spec).SerializeToString()))
+        onx = onnx.load(os.fspath(path))
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 
-from bench.machine import import_engine, native_module_stamp, source_head
+from bench.machine import import_engine, loaded_engine_build
 from bench.trees.peers.base import Runtime, Unavailable
 
 engine = import_engine()  # waits out a rebuild of the native module in progress
-MODULE_STAMP = native_module_stamp(engine)  # now: the file may be replaced later, the mapping is not
-SOURCE_HEAD = source_head(engine)
+LOADED_BUILD = loaded_engine_build(engine)
 
 
 class EngineForest(Runtime):
@@ -44,5 +43,4 @@ class EngineForest(Runtime):
         return predict
 
     def extra(self) -> dict:
-        return {"build_info": engine.build_info(), "native_module": MODULE_STAMP,
-                "source_head": SOURCE_HEAD}
+        return {"build_info": engine.build_info(), **LOADED_BUILD}

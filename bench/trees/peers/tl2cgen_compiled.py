@@ -39,13 +39,10 @@ class TL2cgenCompiled(Runtime):
         return f"{version('tl2cgen')} (treelite {version('treelite')})"
 
     def prepare(self, spec) -> None:
-        libpath = self.artefact(spec, f"-{'-'.join(f'{k}{v}' for k, v in PARAMS.items())}.so")
-        self.cached = libpath.exists()
-        if not self.cached:
-            tmp = libpath.with_name(libpath.stem + ".tmp.so")
-            tl2cgen.export_lib(load_treelite(spec), toolchain="gcc", libpath=os.fspath(tmp),
-                               params=PARAMS, nthread=BUILD_THREADS)
-            os.replace(tmp, libpath)
+        libpath = self.cached_artefact(
+            spec, f"-{'-'.join(f'{k}{v}' for k, v in PARAMS.items())}.so",
+            lambda tmp: tl2cgen.export_lib(load_treelite(spec), toolchain="gcc", libpath=os.fspath(tmp),
+                                           params=PARAMS, nthread=BUILD_THREADS))
         self.lib = tl2cgen.Predictor(os.fspath(libpath), nthread=1)
         self.config = (f"export_lib(gcc -O3, params={PARAMS}); Predictor(nthread=1)"
                        ".predict(DMatrix(X), pred_margin=True)")
