@@ -250,6 +250,12 @@ def plot(doc, path: Path) -> None:
 
     models = [m for m in doc["workload"]["models"]
               if any(_cells(r, m["name"]) for r in _ok(doc["results"]))]
+    if not models:  # nothing was timed: say so rather than leave a stale picture
+        fig = plt.figure(figsize=(6, 1.5))
+        fig.text(0.5, 0.5, "no runtime was timed in this run", ha="center", va="center")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return
     cols = min(4, max(1, len(models)))
     rows = (len(models) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False,
