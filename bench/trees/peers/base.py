@@ -8,6 +8,7 @@ float64, a feed dict) happens inside it, so inside the timed region.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -51,9 +52,11 @@ class Runtime:
         raise NotImplementedError
 
     def artefact(self, spec, suffix: str) -> Path:
-        """A cache path for this runtime's compiled form of ``spec``."""
+        """A cache path for this runtime's compiled form of ``spec``: named by the model file's
+        content, so a retrained model never meets a stale artefact, and the library version."""
+        digest = hashlib.sha256(spec.model_path.read_bytes()).hexdigest()[:12]
         tag = re.sub(r"[^\w.]+", "-", f"{self.library}-{self.version()}").strip("-")
-        return self.artefact_dir / f"{spec.model_path.stem}.{tag}{suffix}"
+        return self.artefact_dir / f"{spec.name}-{digest}.{tag}{suffix}"
 
     def cached_artefact(self, spec, suffix: str, build: Callable[[Path], None]) -> Path:
         """The artefact of ``spec``, built by ``build(tmp_path)`` unless an earlier run left it."""
