@@ -157,5 +157,6 @@ def main(argv=None) -> int:
     return write_worker_result(args.out, args.runtime, lambda: run(
         args.runtime, args.models.split(","), batches, args.budget, args.min_calls, artefact_dir))
 
+
 if __name__ == "__main__":
     sys.exit(main())
