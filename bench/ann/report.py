@@ -120,7 +120,7 @@ def _build_section(doc) -> list[str]:
                      "—" if size is None else f"{size / 2**20:,.0f}", chk_txt])
     return ["## Build (one thread)", "",
             *table(["library", "version", "config", "build s", "RSS Δ MB", "index MB", "check recall@10"],
-                    rows),
+                   rows),
             "", "*RSS Δ*: resident memory after the build minus before, in a fresh process; "
             "*index MB*: the library's own account (engine `stats()['bytes']`, "
             "`faiss.serialize_index`, hnswlib `index_file_size()`, usearch `memory_usage`).", ""]
@@ -198,7 +198,7 @@ def _unfiltered_section(doc) -> list[str]:
         if drows:
             out += ["Engine at its calibrated default (`ef=None`):", "",
                     *table(["library", "config", "recall", "QPS"],
-                            [[r["label"], r["config"], f"{p['recall']:.3f}", _fmt_qps(p["qps"])]
+                           [[r["label"], r["config"], f"{p['recall']:.3f}", _fmt_qps(p["qps"])]
                              for r, p in drows]), ""]
     return out
 
@@ -241,7 +241,7 @@ def _filtered_section(doc) -> list[str]:
         extra = f", {f['values']} merchants" if f["values"] > 1 else ""
         out += [f"### {name} (selectivity {f['selectivity'] * 100:.3g} %{extra})", "",
                 *table(["library", "version", "config", "knob", "recall", "QPS", "×peer", "note"],
-                        rows), ""]
+                       rows), ""]
     return out
 
 
@@ -380,6 +380,7 @@ def main(argv=None) -> int:
     from bench.ann.workload import RESULTS_DIR
 
     return rerender_main(argv, RESULTS_DIR / "ann.json", write)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -305,5 +305,6 @@ def write(doc, out_dir: Path, name: str) -> tuple[Path, Path]:
 def main(argv=None) -> int:
     return rerender_main(argv, workload.RESULTS_DIR / "trees.json", write)
 
+
 if __name__ == "__main__":
     sys.exit(main())
