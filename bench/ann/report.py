@@ -199,7 +199,7 @@ def _unfiltered_section(doc) -> list[str]:
             out += ["Engine at its calibrated default (`ef=None`):", "",
                     *table(["library", "config", "recall", "QPS"],
                            [[r["label"], r["config"], f"{p['recall']:.3f}", _fmt_qps(p["qps"])]
-                             for r, p in drows]), ""]
+                            for r, p in drows]), ""]
     return out
 
 
