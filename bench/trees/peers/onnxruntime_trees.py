@@ -64,7 +64,7 @@ class OnnxRuntimeTrees(Runtime):
         self.session = ort.InferenceSession(os.fspath(path), options,
                                             providers=["CPUExecutionProvider"])
         ml_opset = next((o.version for o in onx.opset_import if o.domain == "ai.onnx.ml"), "?")
-        self.config = (f"onnxmltools.convert_{spec.library} -> {tree_ensemble(onx).op_type} "
+        self.config = (f"onnxmltools.convert_lightgbm / _xgboost -> {tree_ensemble(onx).op_type} "
                        f"(ai.onnx.ml opset {ml_opset}, post_transform=NONE); InferenceSession("
                        "intra_op=1, inter_op=1).run(['probabilities'])[:, 1]")
 
