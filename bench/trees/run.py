@@ -1,6 +1,7 @@
 """Side-by-side tree-ensemble benchmark: engine.Forest against XGBoost, LightGBM, treelite+tl2cgen, lleaves, ONNX Runtime.
 
-    python -m bench.trees.run                  # 8 models x 4 batch sizes (20-40 min on 2 cores, first run trains)
+    python -m bench.trees.run                  # 8 models x 4 batch sizes: ~5 min once cached (the first
+                                               # run trains and compiles the peers: ~1 h on 2 busy cores)
     python -m bench.trees.run --quick          # 1 model, batches 1 and 256, short budgets: a smoke test
     python -m bench.trees.run --runtimes engine --reuse
                                                # re-measure the engine, keep the peers of the last run
