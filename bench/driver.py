@@ -28,7 +28,8 @@ def log(msg: str) -> None:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # Seconds, not minutes: --reuse tells runs apart by their start time.
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def run_worker(name: str, cmd: list[str], out_path: Path, cwd: Path, workload_key: str) -> dict:
@@ -116,7 +117,7 @@ def collect_results(fresh: dict[str, dict], order: list[str], cache_path, doc_pa
             old = json.loads(cached.read_text())
             if old.get("workload_key", workload_key) == workload_key:
                 old["reused"] = old.get("finished_at") or datetime.fromtimestamp(
-                    cached.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                    cached.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
                 if "run_started_at" not in old and previous_runs:
                     old["run_started_at"] = previous_runs[-1]["started_at"]
                 results.append(old)

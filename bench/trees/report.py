@@ -91,8 +91,8 @@ def _header(doc) -> list[str]:
         "# Tree ensembles: rank-engine vs XGBoost, LightGBM, treelite+tl2cgen, lleaves, ONNX Runtime",
         "",
         engine_build_line(s),
-        cpu_line(s) + (f"; load average {load[0]:.1f} → {load[1]:.1f} over the run "
-                       "(other work shared the cores)" if load else ""),
+        cpu_line(s) + (f"; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end "
+                       "(above 1, other work shared the cores)" if load else ""),
         f"- peers: {peers or 'none ran'}; numpy {s['versions'].get('numpy')}, Python {s['python']}",
         *runs_lines(doc),
         f"- workload (`bench/trees/workload.py`): ranking-like rows (similarity scores, lognormal "
