@@ -36,13 +36,13 @@ REPO = workload.RESULTS_DIR.parents[1]
 DEFAULT_LLEAVES_PYTHON = REPO / ".venv-lleaves" / "bin" / "python"
 
 
-def lleaves_python(option: str | None) -> tuple[str | None, str]:
-    """The interpreter to run the lleaves worker with, or None and why not."""
+def lleaves_python(option: str | None) -> tuple[str | None, str | None]:
+    """(the interpreter to run the lleaves worker with, None), or (None, why there is none)."""
     path = option or os.environ.get("LLEAVES_PYTHON") or os.fspath(DEFAULT_LLEAVES_PYTHON)
-    if not Path(path).exists():
-        return None, (f"no lleaves interpreter at {path} (set --lleaves-python or $LLEAVES_PYTHON; "
-                      "setup in bench/README.md)")
-    return path, path
+    if Path(path).exists():
+        return path, None
+    return None, (f"no lleaves interpreter at {path} (set --lleaves-python or $LLEAVES_PYTHON; "
+                  "setup in bench/README.md)")
 
 
 def worker_command(python: str, rt: str, args, models: list[str], out: Path) -> list[str]:
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     workload.prepare(specs, log=log)
     info = machine.system_info(PEER_DISTRIBUTIONS)
     log(f"CPU {info['cpu']}; engine simd={info['engine_build_info']['simd']}")
-    lleaves_py, lleaves_note = lleaves_python(args.lleaves_python)
+    lleaves_py, no_lleaves = lleaves_python(args.lleaves_python)
 
     def cache_path(rt: str) -> Path:
         return workload.CACHE_DIR / f"{name}-{rt}.json"
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         python = sys.executable
         if rt == "lleaves":
             if lleaves_py is None:
-                return {"runtime": rt, "skipped": lleaves_note}
+                return {"runtime": rt, "skipped": no_lleaves}
             python = lleaves_py
         return run_worker(rt, worker_command(python, rt, args, models, cache_path(rt)),
                           cache_path(rt), REPO, key)

@@ -1,8 +1,8 @@
 """The tree-ensemble workload: ranking-like feature rows, the models, and their reference scores.
 
 The driver (``bench.trees.run``) calls ``prepare`` once: it generates the
-data, trains each model family once (LightGBM / XGBoost) and
-caches under ``bench/results/cache/trees/``, keyed by the spec and
+data and trains (LightGBM / XGBoost) every model it is asked for that it
+does not find under ``bench/results/cache/trees/``, keyed by the spec and
 ``FORMAT``:
 
 - ``<model>.txt`` / ``<model>.json``: the model file every runtime reads;
