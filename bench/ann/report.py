@@ -8,11 +8,14 @@ the best peer in the same table, measured in the same run.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from bench.driver import rerender_main
+from bench.machine import cpu_line, engine_build_line
+from bench.markdown import runs_lines, runtime_notes, table
 
 THRESHOLDS = (0.95, 0.99)
 
@@ -41,10 +44,6 @@ def best_at(points, threshold: float):
     return max(ok, key=lambda p: p["qps"]) if ok else None
 
 
-def _cell(text) -> str:
-    return str(text).replace("|", "\\|")
-
-
 def _fmt_qps(q: float | None) -> str:
     if q is None:
         return "—"
@@ -65,12 +64,6 @@ def _ok(results):
     return [r for r in results if "error" not in r and "skipped" not in r]
 
 
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return out
-
-
 def _truncated(p) -> str:
     return f" ({p['queries']} q)" if p and p.get("partial") else ""
 
@@ -78,7 +71,6 @@ def _truncated(p) -> str:
 # -- sections -----------------------------------------------------------------
 def _header(doc) -> list[str]:
     s, w = doc["system"], doc["workload"]
-    bi = s["engine_build_info"]
     v = s["versions"]
     filters = "; ".join(f"{f['name']}: {f['selectivity'] * 100:.3g} %"
                         + (f" ({f['values']} merchants)" if f["values"] > 1 else "")
@@ -86,15 +78,12 @@ def _header(doc) -> list[str]:
     return [
         "# ANN retrieval: rank-engine vs FAISS, hnswlib, usearch",
         "",
-        f"- **engine SIMD: `{bi['simd']}`**"
-        + (f", kernels `{bi['kernels']}`" if bi.get("kernels") else "")
-        + f" (supported: {', '.join(bi['simd_supported'])}; "
-        f"compiler {bi['compiler']}; rank-engine {s['engine_version']})",
-        f"- **CPU: {s['cpu']}** ({s['cpus']} logical CPUs); every library single-threaded",
+        engine_build_line(s),
+        cpu_line(s),
         f"- peers: faiss-cpu {v.get('faiss-cpu')} ({s.get('faiss_compile_options', '?')}), "
         f"hnswlib {v.get('hnswlib')}, usearch {v.get('usearch')}; numpy {v.get('numpy')}, "
         f"Python {s['python']}",
-        *_runs_lines(doc),
+        *runs_lines(doc),
         f"- workload: `make_catalogue({w['n']:,}, dim={w['dim']})`: {w['n_clusters']:,} clusters "
         f"(largest {w['largest_cluster_share'] * 100:.1f} %), {w['n_merchants']:,} merchants "
         f"(largest {w['largest_merchant_share'] * 100:.1f} %), {w['in_stock_share'] * 100:.0f} % in "
@@ -108,21 +97,6 @@ def _header(doc) -> list[str]:
         "(build table, column *check*).",
         "",
     ]
-
-
-def _runs_lines(doc) -> list[str]:
-    runs = doc.get("runs") or [{k: doc[k] for k in ("command", "started_at", "elapsed_s")}]
-    if len(runs) == 1:
-        r = runs[0]
-        return [f"- command: `{r['command']}`, started {r['started_at']}, "
-                f"took {r['elapsed_s'] / 60:.1f} min"]
-    out = ["- merged from runs of the same workload (rows say which, see Notes):"]
-    for r in runs:
-        rows = [x.get("label", x["runtime"]) for x in doc["results"]
-                if x.get("run_started_at") == r["started_at"]]
-        out.append(f"  - `{r['command']}`, started {r['started_at']}, took {r['elapsed_s'] / 60:.1f} min"
-                   + (f" ({', '.join(rows)})" if rows else ""))
-    return out
 
 
 def _build_section(doc) -> list[str]:
@@ -145,8 +119,8 @@ def _build_section(doc) -> list[str]:
                      f"{r['rss_delta'] / 2**20:,.0f}",
                      "—" if size is None else f"{size / 2**20:,.0f}", chk_txt])
     return ["## Build (one thread)", "",
-            *_table(["library", "version", "config", "build s", "RSS Δ MB", "index MB", "check recall@10"],
-                    rows),
+            *table(["library", "version", "config", "build s", "RSS Δ MB", "index MB", "check recall@10"],
+                   rows),
             "", "*RSS Δ*: resident memory after the build minus before, in a fresh process; "
             "*index MB*: the library's own account (engine `stats()['bytes']`, "
             "`faiss.serialize_index`, hnswlib `index_file_size()`, usearch `memory_usage`).", ""]
@@ -219,13 +193,13 @@ def _unfiltered_section(doc) -> list[str]:
             line = _summary_line(doc["results"], get, t)
             if line:
                 out.append(f"- {line}")
-        out += ["", *_table(head, rows), ""]
+        out += ["", *table(head, rows), ""]
         drows = _defaults_rows(doc["results"], get)
         if drows:
             out += ["Engine at its calibrated default (`ef=None`):", "",
-                    *_table(["library", "config", "recall", "QPS"],
-                            [[r["label"], r["config"], f"{p['recall']:.3f}", _fmt_qps(p["qps"])]
-                             for r, p in drows]), ""]
+                    *table(["library", "config", "recall", "QPS"],
+                           [[r["label"], r["config"], f"{p['recall']:.3f}", _fmt_qps(p["qps"])]
+                            for r, p in drows]), ""]
     return out
 
 
@@ -266,8 +240,8 @@ def _filtered_section(doc) -> list[str]:
                              _fmt_ratio(d["qps"], peer_best), "calibrated default"])
         extra = f", {f['values']} merchants" if f["values"] > 1 else ""
         out += [f"### {name} (selectivity {f['selectivity'] * 100:.3g} %{extra})", "",
-                *_table(["library", "version", "config", "knob", "recall", "QPS", "×peer", "note"],
-                        rows), ""]
+                *table(["library", "version", "config", "knob", "recall", "QPS", "×peer", "note"],
+                       rows), ""]
     return out
 
 
@@ -284,21 +258,11 @@ def _exact_section(doc) -> list[str]:
     if not rows:
         return []
     return ["## Exact search (brute force over every row)", "",
-            *_table(["library", "version", "config", "batch", "recall", "QPS", "×peer"], rows), ""]
+            *table(["library", "version", "config", "batch", "recall", "QPS", "×peer"], rows), ""]
 
 
 def _notes(doc) -> list[str]:
-    out = []
-    for r in doc["results"]:
-        if "skipped" in r:
-            out.append(f"- {r['runtime']}: skipped ({r['skipped']}).")
-        elif "error" in r:
-            out.append(f"- {r['runtime']}: {r['error']}.")
-    reused = [r for r in doc["results"] if r.get("reused")]
-    if reused:
-        out.append("- Rows reused from an earlier run of the same workload (`--reuse`): "
-                   + ", ".join(f"{r.get('label', r['runtime'])} ({r['reused']})" for r in reused)
-                   + ".")
+    out = runtime_notes(doc)
     partial = sorted({r["label"] for r in _ok(doc["results"])
                       for pts in _all_points(r) for p in pts if p.get("partial")})
     if partial:
@@ -319,9 +283,6 @@ def _notes(doc) -> list[str]:
             out.append("- **The engine's native module was rebuilt between engine workers**: "
                        "engine rows may come from different commits; compare them with care.")
     st = doc["settings"]
-    if st.get("jobs", 1) > 1:
-        out.append(f"- **{st['jobs']} workers ran at once** (smoke-test mode): libraries competed "
-                   "for the cores, so these timings are not comparable.")
     out.append(f"- Sweeps go up the knob and stop at the first point with recall ≥ 0.995, "
                f"below 20 QPS, or after recall gained < 0.002 over two steps. Each point is the fastest of up to {st.get('repeats', 1)} timed "
                f"runs of the same queries (fewer when a run takes over {st['budget_s']:g} s); "
@@ -416,14 +377,9 @@ def write(doc, out_dir: Path, name: str) -> tuple[Path, Path]:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
     from bench.ann.workload import RESULTS_DIR
 
-    path = Path(argv[0]) if argv else RESULTS_DIR / "ann.json"
-    doc = json.loads(path.read_text())
-    md, png = write(doc, path.parent, path.stem)
-    print(f"wrote {md} and {png}")
-    return 0
+    return rerender_main(argv, RESULTS_DIR / "ann.json", write)
 
 
 if __name__ == "__main__":

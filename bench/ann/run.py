@@ -17,17 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 
+from bench import machine
 from bench.ann import report
-from bench.ann.peers import RUNTIMES
 from bench.ann.workload import RESULTS_DIR, Params, load_workload
+from bench.driver import collect_results, log, run_worker, selected_runtimes, utc_now
 
 ORDER = [
     "engine-f32", "engine-f16", "engine-i8",
@@ -35,37 +32,10 @@ ORDER = [
     "postfilter-faiss-ivf-flat", "faiss-flat",
 ]
 PEER_DISTRIBUTIONS = ("faiss-cpu", "hnswlib", "usearch", "numpy")
-CRASH_RETRY_WAIT_S = 60  # the native module may be rebuilt under us; one retry after a crash
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def system_info() -> dict:
-    from bench.ann.workload import import_engine
-
-    engine = import_engine()
-    versions = {}
-    for dist in PEER_DISTRIBUTIONS:
-        try:
-            versions[dist] = version(dist)
-        except PackageNotFoundError:
-            versions[dist] = None
-    info = {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "engine_version": engine.__version__,
-            "engine_build_info": engine.build_info(), "versions": versions}
+    info = machine.system_info(PEER_DISTRIBUTIONS)
     try:
         import faiss
 
@@ -75,32 +45,11 @@ def system_info() -> dict:
     return info
 
 
-def run_worker(name: str, args, out_path: str) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "bench.ann.worker", "--runtime", name, "--n", str(args.n),
-           "--queries", str(args.queries), "--k", str(args.k), "--batch", str(args.batch),
-           "--budget", str(args.budget), "--min-queries", str(args.min_queries),
-           "--repeats", str(args.repeats), "--out", out_path]
-    key = Params(n=args.n, n_queries=args.queries, k=args.k).key
-    for attempt in range(2):
-        if os.path.exists(out_path):
-            os.remove(out_path)
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, cwd=os.fspath(RESULTS_DIR.parents[1]))
-        if proc.returncode == 0 and os.path.exists(out_path):
-            with open(out_path) as f:
-                result = json.load(f)
-            result["wall_s"] = time.perf_counter() - start
-            result["workload_key"] = key
-            result["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            with open(out_path, "w") as f:
-                json.dump(result, f, indent=1)
-            return result
-        log(f"{name}: worker exited with {proc.returncode}"
-            + (f"; retrying in {CRASH_RETRY_WAIT_S} s" if attempt == 0 else ""))
-        if attempt == 0:
-            time.sleep(CRASH_RETRY_WAIT_S)
-    return {"runtime": name, "error": f"worker crashed (exit code {proc.returncode}) twice"}
+def worker_command(name: str, args, out_path) -> list[str]:
+    return [sys.executable, "-m", "bench.ann.worker", "--runtime", name, "--n", str(args.n),
+            "--queries", str(args.queries), "--k", str(args.k), "--batch", str(args.batch),
+            "--budget", str(args.budget), "--min-queries", str(args.min_queries),
+            "--repeats", str(args.repeats), "--out", os.fspath(out_path)]
 
 
 def main(argv=None) -> int:
@@ -132,13 +81,10 @@ def main(argv=None) -> int:
     if args.quick:
         args.min_queries = min(args.min_queries, 50)
     name = args.name or ("ann_quick" if args.quick else "ann")
-    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
-    unknown = [r for r in runtimes if r not in RUNTIMES]
-    if unknown:
-        ap.error(f"unknown runtimes {unknown}; choose from {ORDER}")
+    runtimes = selected_runtimes(ap, args.runtimes, ORDER)
 
     started = time.perf_counter()
-    started_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    started_at = utc_now()
     command = "python -m bench.ann.run " + " ".join(argv if argv is not None else sys.argv[1:])
     params = Params(n=args.n, n_queries=args.queries, k=args.k)
     log(f"workload: {params.key}")
@@ -148,46 +94,20 @@ def main(argv=None) -> int:
 
     (RESULTS_DIR / "cache").mkdir(parents=True, exist_ok=True)
 
+    def cache_path(rt: str):
+        return RESULTS_DIR / "cache" / f"{name}-{rt}.json"
+
     def one(rt: str) -> dict:
         log(f"--- {rt}")
-        result = run_worker(rt, args, os.fspath(RESULTS_DIR / "cache" / f"{name}-{rt}.json"))
-        if "skipped" in result or "error" in result:
-            log(f"{rt}: {result.get('skipped') or result.get('error')}")
-        return result
+        out = cache_path(rt)
+        return run_worker(rt, worker_command(rt, args, out), out, RESULTS_DIR.parents[1], params.key)
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         fresh = dict(zip(runtimes, pool.map(one, runtimes)))
-    run_record = {"command": command.strip(), "started_at": started_at}
-    for rt, result in fresh.items():
-        result["run_started_at"] = started_at
-        with open(RESULTS_DIR / "cache" / f"{name}-{rt}.json", "w") as f:
-            json.dump(result, f, indent=1)
-    previous_runs = []
-    if args.reuse and (RESULTS_DIR / f"{name}.json").exists():
-        with open(RESULTS_DIR / f"{name}.json") as f:
-            old_doc = json.load(f)
-        previous_runs = old_doc.get("runs") or [
-            {k: old_doc.get(k) for k in ("command", "started_at", "elapsed_s")}]
-    results = []
-    for rt in ORDER:
-        if rt in fresh:
-            results.append(fresh[rt])
-            continue
-        cached = RESULTS_DIR / "cache" / f"{name}-{rt}.json"
-        if args.reuse and cached.exists():
-            with open(cached) as f:
-                old = json.load(f)
-            if old.get("workload_key", params.key) == params.key:
-                old["reused"] = old.get("finished_at") or datetime.fromtimestamp(
-                    cached.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-                if "run_started_at" not in old and previous_runs:
-                    old["run_started_at"] = previous_runs[-1]["started_at"]
-                results.append(old)
-                log(f"{rt}: reusing the result of {old['reused']}")
-
-    run_record["elapsed_s"] = time.perf_counter() - started
-    used = {r.get("run_started_at") for r in results}
-    runs = [r for r in previous_runs if r["started_at"] in used and r["started_at"] != started_at]
+    results, runs = collect_results(fresh, ORDER, cache_path, RESULTS_DIR / f"{name}.json",
+                                    params.key, started_at, args.reuse)
+    run_record = {"command": command.strip(), "started_at": started_at,
+                  "elapsed_s": time.perf_counter() - started}
     doc = {
         "command": command.strip(), "started_at": started_at,
         "elapsed_s": run_record["elapsed_s"], "runs": runs + [run_record], "system": info,

@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
-import json
 import os
 import sys
 import time
-import traceback
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -24,6 +22,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from bench.ann.peers import RUNTIMES  # noqa: E402
+from bench.driver import write_worker_result  # noqa: E402
 
 # Import order matters: bench.ann.workload imports engine, engine imports
 # usearch, and usearch's extension carries its own statically linked
@@ -215,21 +214,12 @@ def main(argv=None) -> int:
     from bench.ann.workload import Params
 
     params = Params(n=args.n, n_queries=args.queries, k=args.k)
-    try:
-        if skipped:
-            result = {"runtime": args.runtime, "skipped": skipped}
-        else:
-            result = run(args.runtime, runtime_cls, params, args.budget,
-                         min(args.min_queries, args.queries), args.batch, args.repeats)
-    except Exception as e:  # recorded in the report rather than losing the whole run
-        result = {"runtime": args.runtime, "error": f"{type(e).__name__}: {e}",
-                  "traceback": traceback.format_exc()}
-        log(result["traceback"])
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
-    os.replace(tmp, args.out)
-    return 0
+    if skipped:
+        return write_worker_result(args.out, args.runtime,
+                                   lambda: {"runtime": args.runtime, "skipped": skipped})
+    return write_worker_result(args.out, args.runtime, lambda: run(
+        args.runtime, runtime_cls, params, args.budget, min(args.min_queries, args.queries),
+        args.batch, args.repeats))
 
 
 if __name__ == "__main__":

@@ -18,21 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def import_engine(attempts: int = 10, wait_s: float = 30.0):
-    """``import engine``, waiting out a rebuild of the native module in progress."""
-    import importlib
-    import sys
-
-    for attempt in range(attempts):
-        try:
-            return importlib.import_module("engine")
-        except ImportError as e:
-            if attempt == attempts - 1:
-                raise
-            print(f"import engine failed ({e}); retrying in {wait_s:.0f} s", file=sys.stderr, flush=True)
-            time.sleep(wait_s)
-
+from bench.machine import import_engine
 
 import_engine()
 from engine.datasets import Catalogue, make_catalogue  # noqa: E402

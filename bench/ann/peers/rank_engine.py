@@ -5,38 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from bench.ann.peers.base import IVF_NPROBE, Runtime
-from bench.ann.workload import import_engine
+from bench.machine import import_engine, loaded_engine_build
 
 engine = import_engine()  # waits out a rebuild of the native module in progress
-
-
-def _module_stamp() -> str:
-    """Path and mtime of the native module as loaded, to spot a rebuild between workers."""
-    import os
-    import time
-
-    path = getattr(engine._core, "__file__", "?")
-    try:
-        return f"{path} ({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(os.path.getmtime(path)))} UTC)"
-    except OSError:
-        return path
-
-
-def _git_head() -> str:
-    """The source tree's commit (``-dirty`` if it has local changes) when the module was loaded."""
-    import os
-    import subprocess
-
-    src = os.path.dirname(os.path.dirname(os.path.abspath(engine.__file__)))
-    try:
-        return subprocess.run(["git", "-C", src, "describe", "--always", "--dirty"],
-                              capture_output=True, text=True, timeout=10).stdout.strip() or "?"
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-
-
-MODULE_STAMP = _module_stamp()  # now: the file may be replaced later, the mapping is not
-SOURCE_HEAD = _git_head()
+LOADED_BUILD = loaded_engine_build(engine)
 
 
 class EngineIVF(Runtime):
@@ -91,4 +63,4 @@ class EngineIVF(Runtime):
     def extra(self) -> dict:
         return {"build_info": engine.build_info(), "stats": {
             "segments": [{k: v for k, v in s.items()} for s in self.index.stats()["segments"]]},
-            "native_module": MODULE_STAMP, "source_head": SOURCE_HEAD}
+            **LOADED_BUILD}
