@@ -190,6 +190,9 @@ void Forest::add_complete(TreeInfo& t) {
     source[2 * p + 2] = leaf ? source[p] : nd.left + 1;
   }
   complete_bottom_.insert(complete_bottom_.end(), source.begin() + int64_t(internal), source.end());
+  t.values_at_bottom = top == t.depth && t.width == 1;
+  for (uint64_t p = internal; p < source.size(); ++p)
+    complete_values_.push_back(t.values_at_bottom ? values_[t.value_base + (source[p] - t.root)] : 0.0);
 }
 
 void Forest::finish_rows(const double* acc, size_t n, bool raw, float* out) const {

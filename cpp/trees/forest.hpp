@@ -103,6 +103,10 @@ struct TreeInfo {
   uint32_t top = 0;           // levels stored complete (CompleteNode), see above
   uint64_t complete_base = 0; // their 2^top - 1 nodes start here in complete_nodes()
   uint64_t leaf_base = 0;     // the 2^top nodes below them start here in complete_bottom()
+  // The tree ends at its complete top with one value per leaf: the value of
+  // bottom position p is complete_values()[leaf_base + p], one load instead
+  // of two dependent ones.
+  bool values_at_bottom = false;
   bool f32 = false;           // accumulate in float
   uint64_t value_base = 0;    // leaf values of node i: values[value_base + (i - root) * width ...]
 };
@@ -142,6 +146,7 @@ class Forest {
   const TreeInfo* trees() const { return trees_.data(); }
   const CompleteNode* complete_nodes() const { return complete_nodes_.data(); }
   const uint32_t* complete_bottom() const { return complete_bottom_.data(); }
+  const double* complete_values() const { return complete_values_.data(); }
   const double* values() const { return values_.data(); }
 
  private:
@@ -160,6 +165,7 @@ class Forest {
   std::vector<TreeInfo> trees_;
   std::vector<CompleteNode> complete_nodes_;
   std::vector<uint32_t> complete_bottom_;
+  std::vector<double> complete_values_;  // parallel to complete_bottom_
   std::vector<double> values_;
   std::vector<double> base_;  // per global output
 };

@@ -159,12 +159,15 @@ inline uint32_t below_top(const Forest& f, const TreeInfo& t, uint32_t slot) {
   return f.complete_bottom()[t.leaf_base + slot];
 }
 
-// Lanes over (tree, row) pairs for trees [t0, t1) with equal complete tops
-// and rows [r0, n): at most kPairLanes of them.
+// Lanes over (tree, row) pairs for trees [t0, t1) and rows [r0, n): at most
+// kPairLanes of them. The trees' complete tops are used when they all have
+// the same depth; otherwise every lane walks the general layout from its root.
 inline void walk_pairs(const Forest& f, const int32_t* K, size_t t0, size_t t1, size_t r0, size_t n,
                        double* acc) {
   const TreeInfo* trees = f.trees();
-  const uint32_t top = trees[t0].top;
+  uint32_t top = trees[t0].top;
+  for (size_t ti = t0 + 1; ti < t1; ++ti)
+    if (trees[ti].top != top) top = 0;
   uint32_t row[kPairLanes], at[kPairLanes], base[kPairLanes];
   int lanes = 0;
   uint32_t rest = 0;  // general steps left after the top
@@ -199,12 +202,10 @@ inline void accumulate_block(const Forest& f, const int32_t* K, size_t n, double
   const TreeInfo* trees = f.trees();
   const size_t n_trees = f.n_trees(), n_out = f.n_outputs();
   if (n < size_t(kLanes)) {
-    // Few rows: groups of consecutive trees with equal complete tops.
+    // Few rows: lanes over groups of consecutive trees.
     const size_t per_group = std::max<size_t>(1, kPairLanes / n);
-    for (size_t t0 = 0, t1; t0 < n_trees; t0 = t1) {
-      for (t1 = t0 + 1; t1 < n_trees && t1 - t0 < per_group && trees[t1].top == trees[t0].top;) ++t1;
-      walk_pairs(f, K, t0, t1, 0, n, acc);
-    }
+    for (size_t t0 = 0; t0 < n_trees; t0 += per_group)
+      walk_pairs(f, K, t0, std::min(n_trees, t0 + per_group), 0, n, acc);
     return;
   }
   uint32_t at[kLanes];
@@ -212,6 +213,15 @@ inline void accumulate_block(const Forest& f, const int32_t* K, size_t n, double
   for (size_t ti = 0; ti < n_trees; ++ti) {
     const TreeInfo& t = trees[ti];
     for (size_t r = 0; r < full; r += kLanes) {
+      if (t.values_at_bottom) {
+        complete_rows(f.complete_nodes() + t.complete_base, K + r, t.top, at);
+        const double* v = f.complete_values() + t.leaf_base;
+        for (int l = 0; l < kLanes; ++l) {
+          double& a = acc[(r + l) * n_out + size_t(t.output)];
+          a = t.f32 ? double(float(a) + float(v[at[l]])) : a + v[at[l]];
+        }
+        continue;
+      }
       if (t.top) {
         complete_rows(f.complete_nodes() + t.complete_base, K + r, t.top, at);
         for (int l = 0; l < kLanes; ++l) at[l] = below_top(f, t, at[l]);
