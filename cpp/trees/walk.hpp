@@ -28,8 +28,8 @@
 namespace engine::trees {
 namespace {  // internal linkage: each translation unit keeps its own copy
 
-constexpr int kLanes = 8;                 // lanes kept in registers at once
-constexpr int kPairLanes = 2 * kLanes;    // (tree, row) lanes of a small batch
+constexpr int kLanes = 16;                 // lanes kept in registers at once
+constexpr int kPairLanes = 16;            // (tree, row) lanes of a small batch
 
 // Keys of rows [0, n) of a block: K[(copy * n_features + j) * kRowBlock + r].
 inline void encode_rows(const Forest& f, const float* X, size_t n, size_t stride, int32_t* K) {

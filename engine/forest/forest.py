@@ -22,7 +22,7 @@ class Forest:
     ``predict`` releases the GIL while it runs.
     """
 
-    __slots__ = ("_native", "_header", "_path", "_feature_index")
+    __slots__ = ("_native", "_header", "_path", "_n_features")
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, mmap: bool = True, verify: bool = True) -> Forest:
@@ -54,7 +54,7 @@ class Forest:
         forest._native = native
         forest._header = header
         forest._path = path
-        forest._feature_index = {name: i for i, name in enumerate(header.feature_names)}
+        forest._n_features = header.n_features  # read on every call: a slot, not the header
         return forest
 
     def predict(self, X: Any, output: str = "value", threads: int = 1) -> np.ndarray:
@@ -71,12 +71,19 @@ class Forest:
         transform (sigmoid, softmax). Returns float32 ``(n,)`` for a single
         output, else ``(n, n_outputs)`` with columns ``output_names``.
         """
-        if output not in OUTPUTS:
+        if output == "raw" or output == "value":
+            raw = output == "raw"
+        else:
             raise ValueError(f"output: expected one of {OUTPUTS}, got {output!r}")
-        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        if type(threads) is not int and (isinstance(threads, bool) or not isinstance(threads, np.integer)):
             raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
-        raw = output == "raw"
-        if isinstance(X, np.ndarray):
+        if threads < 1:
+            raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
+        if type(X) is np.ndarray and X.dtype == np.float32 and X.ndim == 2 and X.flags.c_contiguous \
+                and X.shape[1] == self._n_features:
+            # The request path's case, checked in a few hundred nanoseconds.
+            result = self._native.predict(X, raw, int(threads))
+        elif isinstance(X, np.ndarray):
             result = self._native.predict(self._matrix(X), raw, int(threads))
         elif hasattr(X, "__arrow_c_stream__") or hasattr(X, "__arrow_c_array__"):
             columns, n = self._columns(X)
@@ -115,7 +122,7 @@ class Forest:
 
     @property
     def n_features(self) -> int:
-        return self._header.n_features
+        return self._n_features
 
     @property
     def feature_names(self) -> list[str]:
