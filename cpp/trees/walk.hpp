@@ -30,6 +30,11 @@ namespace {  // internal linkage: each translation unit keeps its own copy
 
 constexpr int kLanes = 16;                 // lanes kept in registers at once
 constexpr int kPairLanes = 16;            // (tree, row) lanes of a small batch
+// Below the complete tops, general steps every lane of a group takes before
+// the rows still walking are gathered and finished together: paths there
+// differ in length (LightGBM's 63-leaf trees: 9 splits on average, up to
+// 24), and a group that waited for its longest path would idle most lanes.
+constexpr uint32_t kSharedSteps = 4;
 
 // Keys of rows [0, n) of a block: K[(copy * n_features + j) * kRowBlock + r].
 inline void encode_rows(const Forest& f, const float* X, size_t n, size_t stride, int32_t* K) {
@@ -77,22 +82,16 @@ inline uint32_t general_step(const Forest& f, const Node* nodes, const int32_t* 
   return nd.left + uint32_t(key >= nd.key);
 }
 
-// kLanes consecutive rows (lane l reads K + l) of one tree, from nodes
-// io[l] to their leaves, at most `depth` steps.
+// kLanes consecutive rows (lane l reads K + l) of one tree: `steps` steps
+// from nodes io[l], no check for arrival (a lane at its leaf stays there).
 template <bool Special>
-inline void general_rows(const Forest& f, const int32_t* K, uint32_t depth, uint32_t* io) {
+inline void general_rows(const Forest& f, const int32_t* K, uint32_t steps, uint32_t* io) {
   const Node* nodes = f.nodes();
   uint32_t at[kLanes];
   for (int l = 0; l < kLanes; ++l) at[l] = io[l];
-  for (uint32_t s = 0; s < depth; ++s) {
-    uint32_t moved = 0;
+  for (uint32_t s = 0; s < steps; ++s) {
 #pragma GCC unroll 16
-    for (int l = 0; l < kLanes; ++l) {
-      const uint32_t next = general_step<Special>(f, nodes, K + l, at[l]);
-      moved |= next ^ at[l];
-      at[l] = next;
-    }
-    if (!moved) break;  // every lane is at its leaf
+    for (int l = 0; l < kLanes; ++l) at[l] = general_step<Special>(f, nodes, K + l, at[l]);
   }
   for (int l = 0; l < kLanes; ++l) io[l] = at[l];
 }
@@ -208,31 +207,46 @@ inline void accumulate_block(const Forest& f, const int32_t* K, size_t n, double
       walk_pairs(f, K, t0, std::min(n_trees, t0 + per_group), 0, n, acc);
     return;
   }
-  uint32_t at[kLanes];
+  uint32_t at[kRowBlock], row[kRowBlock], still[kRowBlock];
+  const Node* nodes = f.nodes();
   const size_t full = n - n % kLanes;
   for (size_t ti = 0; ti < n_trees; ++ti) {
     const TreeInfo& t = trees[ti];
     for (size_t r = 0; r < full; r += kLanes) {
-      if (t.values_at_bottom) {
-        complete_rows(f.complete_nodes() + t.complete_base, K + r, t.top, at);
-        const double* v = f.complete_values() + t.leaf_base;
-        for (int l = 0; l < kLanes; ++l) {
-          double& a = acc[(r + l) * n_out + size_t(t.output)];
-          a = t.f32 ? double(float(a) + float(v[at[l]])) : a + v[at[l]];
-        }
-        continue;
-      }
       if (t.top) {
-        complete_rows(f.complete_nodes() + t.complete_base, K + r, t.top, at);
-        for (int l = 0; l < kLanes; ++l) at[l] = below_top(f, t, at[l]);
+        complete_rows(f.complete_nodes() + t.complete_base, K + r, t.top, at + r);
+        if (t.values_at_bottom) {
+          const double* v = f.complete_values() + t.leaf_base;
+          for (int l = 0; l < kLanes; ++l) {
+            double& a = acc[(r + l) * n_out + size_t(t.output)];
+            a = t.f32 ? double(float(a) + float(v[at[r + l]])) : a + v[at[r + l]];
+          }
+          continue;
+        }
+        for (int l = 0; l < kLanes; ++l) at[r + l] = below_top(f, t, at[r + l]);
       } else {
-        std::fill(at, at + kLanes, t.root);
+        std::fill(at + r, at + r + kLanes, t.root);
       }
       if (t.depth > t.top) {
-        if (t.special) general_rows<true>(f, K + r, t.depth - t.top, at);
-        else general_rows<false>(f, K + r, t.depth - t.top, at);
+        const uint32_t steps = std::min(t.depth - t.top, kSharedSteps);
+        if (t.special) general_rows<true>(f, K + r, steps, at + r);
+        else general_rows<false>(f, K + r, steps, at + r);
       }
-      for (int l = 0; l < kLanes; ++l) add_leaf(f, t, at[l], acc + (r + l) * n_out);
+    }
+    if (!t.values_at_bottom) {
+      if (t.depth > t.top + kSharedSteps) {
+        // The rows not at a leaf yet, gathered without branches, finish together.
+        int m = 0;
+        for (size_t r = 0; r < full; ++r) {
+          row[m] = uint32_t(r);
+          still[m] = at[r];
+          m += nodes[at[r]].left != at[r];
+        }
+        if (t.special) general_lanes<true>(f, K, row, still, m, t.depth - t.top - kSharedSteps);
+        else general_lanes<false>(f, K, row, still, m, t.depth - t.top - kSharedSteps);
+        for (int i = 0; i < m; ++i) at[row[i]] = still[i];
+      }
+      for (size_t r = 0; r < full; ++r) add_leaf(f, t, at[r], acc + r * n_out);
     }
     if (full < n) walk_pairs(f, K, ti, ti + 1, full, n, acc);
   }
