@@ -32,11 +32,6 @@ def load(tmp_path, *heads, name="forest.bin", **kwargs) -> engine.Forest:
     return engine.Forest.load(path)
 
 
-def expected(head, X, output="raw"):
-    out = reference_predict(head, X, output)
-    return out
-
-
 KINDS = {
     "numeric f32": dict(categorical=False, zero_missing=False, accumulate="f32"),
     "numeric f64": dict(categorical=False, zero_missing=False),
@@ -55,7 +50,7 @@ def test_every_level_and_batch_equals_the_reference(tmp_path, kind):
     head = random_head(seed=len(kind), **KINDS[kind])
     forest = load(tmp_path, head)
     X = random_rows(1, max(BATCHES), head.n_features)
-    want = expected(head, X).reshape(len(X), -1)
+    want = reference_predict(head, X).reshape(len(X), -1)
     for level in LEVELS:
         for n in BATCHES:
             got = forest._native.predict_level(level, X[:n], True)
@@ -69,7 +64,7 @@ def test_values_apply_the_transform(tmp_path, kind):
     forest = load(tmp_path, head)
     X = random_rows(2, 200, head.n_features)
     np.testing.assert_allclose(forest.predict(X, "value").reshape(len(X), -1),
-                               expected(head, X, "value").reshape(len(X), -1), rtol=0, atol=1e-6)
+                               reference_predict(head, X, "value").reshape(len(X), -1), rtol=0, atol=1e-6)
 
 
 def test_heads_share_a_pass_and_features_are_matched_by_name(tmp_path):
@@ -83,9 +78,9 @@ def test_heads_share_a_pass_and_features_are_matched_by_name(tmp_path):
     X = random_rows(3, 300, 7)
     got = forest.predict(X, "raw")
     assert got.shape == (300, 2)
-    np.testing.assert_array_equal(got[:, 0], expected(click, X[:, :6]))
+    np.testing.assert_array_equal(got[:, 0], reference_predict(click, X[:, :6]))
     order_columns = [5, 4, 3, 2, 1, 6]
-    np.testing.assert_array_equal(got[:, 1], expected(order, X[:, order_columns]))
+    np.testing.assert_array_equal(got[:, 1], reference_predict(order, X[:, order_columns]))
 
 
 def test_threads_and_concurrent_callers_agree(tmp_path):

@@ -142,15 +142,15 @@ inline void complete_lanes(const CompleteNode* nodes, const uint32_t* base, cons
   for (int l = 0; l < lanes; ++l) at[l] -= internal;
 }
 
+// acc += v in the head's precision: XGBoost heads sum in float, in tree order.
+inline void add_value(double& acc, double v, bool f32) {
+  acc = f32 ? double(float(acc) + float(v)) : acc + v;
+}
+
 inline void add_leaf(const Forest& f, const TreeInfo& t, uint32_t leaf, double* acc_row) {
   const double* v = f.values() + t.value_base + uint64_t(leaf - t.root) * t.width;
-  if (t.output >= 0) {
-    double& a = acc_row[t.output];
-    a = t.f32 ? double(float(a) + float(*v)) : a + *v;
-    return;
-  }
-  double* a = acc_row + t.first_output;
-  for (uint32_t k = 0; k < t.width; ++k) a[k] = t.f32 ? double(float(a[k]) + float(v[k])) : a[k] + v[k];
+  if (t.output >= 0) return add_value(acc_row[t.output], *v, t.f32);
+  for (uint32_t k = 0; k < t.width; ++k) add_value(acc_row[t.first_output + k], v[k], t.f32);
 }
 
 // The node where lane position `slot` below tree t's complete top goes on.
@@ -217,10 +217,8 @@ inline void accumulate_block(const Forest& f, const int32_t* K, size_t n, double
         complete_rows(f.complete_nodes() + t.complete_base, K + r, t.top, at + r);
         if (t.values_at_bottom) {
           const double* v = f.complete_values() + t.leaf_base;
-          for (int l = 0; l < kLanes; ++l) {
-            double& a = acc[(r + l) * n_out + size_t(t.output)];
-            a = t.f32 ? double(float(a) + float(v[at[r + l]])) : a + v[at[r + l]];
-          }
+          for (int l = 0; l < kLanes; ++l)
+            add_value(acc[(r + l) * n_out + size_t(t.output)], v[at[r + l]], t.f32);
           continue;
         }
         for (int l = 0; l < kLanes; ++l) at[r + l] = below_top(f, t, at[r + l]);
