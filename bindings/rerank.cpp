@@ -1,0 +1,75 @@
+// engine._core.rerank: one call per request over its scored candidates.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <optional>
+#include <string>
+
+#include "bindings/convert.hpp"
+#include "rerank/rerank.hpp"
+
+namespace engine::bind {
+
+namespace py = pybind11;
+
+namespace {
+
+// An optional int64 column of the same length as `value`.
+const int64_t* column(const py::handle& obj, const char* name, size_t n, std::optional<py::array_t<int64_t>>* held) {
+  if (obj.is_none()) return nullptr;
+  *held = require_array<int64_t>(obj, name, 1);
+  if (size_t((*held)->size()) != n)
+    throw py::value_error(std::string(name) + ": expected " + std::to_string(n) + " values, got " +
+                          std::to_string((*held)->size()));
+  return (*held)->data();
+}
+
+py::tuple rerank(const py::handle& value, const py::handle& key, const py::handle& merchant,
+                 const py::handle& category, const rerank::Policy& policy, uint64_t seed) {
+  auto v = require_array<float>(value, "value", 1);
+  rerank::Candidates c;
+  c.n = size_t(v.size());
+  c.value = v.data();
+  std::optional<py::array_t<int64_t>> k_held, m_held, c_held;
+  c.key = column(key, "key", c.n, &k_held);
+  c.merchant = column(merchant, "merchant", c.n, &m_held);
+  c.category = column(category, "category", c.n, &c_held);
+  rerank::Result r;
+  {
+    py::gil_scoped_release release;
+    r = rerank::rerank(c, policy, seed);
+  }
+  py::array_t<int32_t> index(py::ssize_t(r.index.size()), r.index.data());
+  py::array_t<double> choice(py::ssize_t(r.choice_probability.size()), r.choice_probability.data());
+  py::object propensity = py::none();
+  if (!r.propensity.empty()) propensity = py::array_t<double>(py::ssize_t(r.propensity.size()), r.propensity.data());
+  return py::make_tuple(index, choice, propensity);
+}
+
+}  // namespace
+
+void bind_rerank(py::module_& m) {
+  m.def(
+      "rerank",
+      [](const py::handle& value, const py::handle& key, const py::handle& merchant, const py::handle& category,
+         uint32_t k, uint32_t max_per_merchant, uint32_t max_per_category, float category_decay,
+         float temperature, uint32_t explore_window, uint32_t propensity_samples, uint64_t seed) {
+        rerank::Policy p;
+        p.k = k;
+        p.max_per_merchant = max_per_merchant;
+        p.max_per_category = max_per_category;
+        p.category_decay = category_decay;
+        p.temperature = temperature;
+        p.explore_window = explore_window;
+        p.propensity_samples = propensity_samples;
+        return rerank(value, key, merchant, category, p, seed);
+      },
+      py::arg("value"), py::arg("key"), py::arg("merchant"), py::arg("category"), py::arg("k"),
+      py::arg("max_per_merchant") = 0, py::arg("max_per_category") = 0, py::arg("category_decay") = 1.0f,
+      py::arg("temperature") = 0.0f, py::arg("explore_window") = 0, py::arg("propensity_samples") = 0,
+      py::arg("seed") = 0,
+      "Dedupe, caps, diversity and optional Plackett-Luce exploration (cpp/rerank/rerank.hpp). "
+      "Returns (candidate indices in shown order, choice probabilities, propensities or None).");
+}
+
+}  // namespace engine::bind

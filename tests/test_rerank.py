@@ -1,0 +1,142 @@
+"""cpp/rerank: business rules, exploration and its logged probabilities."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from engine import _core
+
+
+def rerank(value, key=None, merchant=None, category=None, k=5, **kw):
+    arr = lambda a: None if a is None else np.asarray(a, dtype=np.int64)  # noqa: E731
+    return _core.rerank(np.asarray(value, dtype=np.float32), arr(key), arr(merchant), arr(category), k, **kw)
+
+
+def test_greedy_is_value_order():
+    v = np.array([0.1, 0.9, 0.5, 0.7], np.float32)
+    index, choice, propensity = rerank(v, k=3)
+    assert index.tolist() == [1, 3, 2]
+    assert choice.tolist() == [1.0, 1.0, 1.0]
+    assert propensity is None
+
+
+def test_ties_keep_candidate_order_and_short_lists_are_short():
+    index, _, _ = rerank([1, 1, 1], k=10)
+    assert index.tolist() == [0, 1, 2]
+    assert rerank(np.empty(0), k=3)[0].tolist() == []
+
+
+def test_dedupe_keeps_best_copy():
+    index, _, _ = rerank([0.2, 0.9, 0.5], key=[7, 8, 7], k=5)
+    assert index.tolist() == [1, 2]
+
+
+def test_merchant_and_category_caps():
+    v = [9, 8, 7, 6, 5, 4]
+    index, _, _ = rerank(v, merchant=[1, 1, 1, 2, 2, 3], k=6, max_per_merchant=2)
+    assert index.tolist() == [0, 1, 3, 4, 5]
+    index, _, _ = rerank(v, category=[1, 1, 2, 2, 2, 3], k=6, max_per_category=1)
+    assert index.tolist() == [0, 2, 5]
+
+
+def test_category_decay_interleaves():
+    # decay 0.5: the second item of category 1 is worth 4.5 < 6 of category 2
+    index, _, _ = rerank([9, 9, 6, 1], category=[1, 1, 2, 3], k=4, category_decay=0.5)
+    assert index.tolist() == [0, 2, 1, 3]
+
+
+def test_bad_input_names_the_argument():
+    with pytest.raises(ValueError, match="value: NaN at candidate 1"):
+        rerank([1, np.nan], k=2)
+    with pytest.raises(ValueError, match="k"):
+        rerank([1], k=0)
+    with pytest.raises(ValueError, match="category_decay"):
+        rerank([1], category=[1], k=1, category_decay=0.0)
+    with pytest.raises(ValueError, match="merchant"):
+        rerank([1], k=1, max_per_merchant=1)
+    with pytest.raises(ValueError, match="key: expected 2 values"):
+        rerank([1, 2], key=[1], k=1)
+    with pytest.raises(TypeError, match="value"):
+        _core.rerank(np.ones(3), None, None, None, 2)
+
+
+def test_exploration_is_deterministic_for_a_seed():
+    v = np.linspace(0, 1, 50).astype(np.float32)
+    a = rerank(v, k=10, temperature=0.3, seed=11, propensity_samples=50)
+    b = rerank(v, k=10, temperature=0.3, seed=11, propensity_samples=50)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    c = rerank(v, k=10, temperature=0.3, seed=12)
+    assert not np.array_equal(a[0], c[0])
+
+
+def _exact_pl(values, temperature, k):
+    """P(ranking) for every top-k permutation of a small candidate set."""
+    w = np.exp((np.asarray(values, float) - max(values)) / temperature)
+    out = {}
+    for perm in itertools.permutations(range(len(values)), k):
+        p, left = 1.0, w.sum()
+        for i in perm:
+            p *= w[i] / left
+            left -= w[i]
+        out[perm] = p
+    return out
+
+
+def test_choice_probabilities_are_plackett_luce():
+    v = [1.0, 0.5, 0.2, 0.0]
+    exact = _exact_pl(v, 0.5, 3)
+    for seed in range(20):
+        index, choice, _ = rerank(v, k=3, temperature=0.5, seed=seed)
+        assert np.prod(choice) == pytest.approx(exact[tuple(index)], rel=1e-6)  # values pass through float32
+
+
+def test_sampled_rankings_follow_plackett_luce():
+    v = [1.0, 0.5, 0.2, 0.0]
+    exact = _exact_pl(v, 0.5, 2)
+    n = 20_000
+    counts = {}
+    for seed in range(n):
+        index, _, _ = rerank(v, k=2, temperature=0.5, seed=seed)
+        counts[tuple(index)] = counts.get(tuple(index), 0) + 1
+    for perm, p in exact.items():
+        sigma = np.sqrt(p * (1 - p) / n)
+        assert abs(counts.get(perm, 0) / n - p) < 5 * sigma + 1e-4, perm
+
+
+def test_propensity_estimates_position_marginals():
+    v = [1.0, 0.5, 0.2, 0.0]
+    exact = _exact_pl(v, 0.5, 3)
+    marginal = np.zeros((4, 3))
+    for perm, p in exact.items():
+        for pos, i in enumerate(perm):
+            marginal[i, pos] += p
+    samples = 4000
+    index, _, propensity = rerank(v, k=3, temperature=0.5, seed=5, propensity_samples=samples)
+    for pos, i in enumerate(index):
+        p = marginal[i, pos]
+        assert abs(propensity[pos] - p) < 5 * np.sqrt(p * (1 - p) / samples) + 2 / samples
+    assert np.all(propensity > 0)
+
+
+def test_exploration_respects_caps_and_window():
+    rng = np.random.default_rng(0)
+    v = rng.random(200).astype(np.float32)
+    merchant = rng.integers(0, 5, 200)
+    for seed in range(20):
+        index, _, _ = rerank(v, merchant=merchant, k=20, temperature=0.2, max_per_merchant=3,
+                             explore_window=30, seed=seed)
+        assert np.bincount(merchant[index]).max() <= 3
+        assert len(index) == 15  # 5 merchants x 3
+    # With a window, items far below it are only reached greedily after the window runs dry.
+    index, _, _ = rerank(v, k=10, temperature=5.0, explore_window=10, seed=1)
+    assert set(index.tolist()) == set(np.argsort(-v)[:10].tolist())
+
+
+def test_underflowing_weights_still_sample():
+    # The best item is capped away; the rest sit 1e4 temperatures below it.
+    v = [100.0, 0.0, -0.001]
+    index, choice, _ = rerank(v, merchant=[1, 1, 2], k=3, temperature=0.01, max_per_merchant=1, seed=3)
+    assert index[0] == 0 and len(index) == 2
+    assert 0 < choice[1] <= 1
