@@ -1,0 +1,293 @@
+"""`Ranker`: the in-process ranking API a host service calls.
+
+One request runs these stages, each one vectorised or native call over the
+whole candidate set (no Python loop per candidate):
+
+    user vector   the request's, the user-encoder hook's, the user table's,
+                  or the mean of the recent items' vectors; none = cold start
+    candidates    ANN over item embeddings with the request's filters
+                  + popular items in scope + newest items without embeddings
+    features      FeatureAssembler (cpp/features/) over the candidates
+    heads         the bundle's compiled Forest (p_click, p_order, ...)
+    value         the surface's ValueModel blend of heads and item columns
+    rerank        dedupe, merchant / category caps, diversity, exploration
+    log           one ImpressionRecord per response, written off-thread
+
+Thread-safety: a Ranker is shared by all request threads. Its state is one
+immutable `Serving` object; `rank` reads the reference once, so `swap`
+(which builds the new state completely, then replaces the reference) never
+gives a request a mix of two bundles, and never fails one in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from engine import _core
+from engine.bundle.serving import Serving
+from engine.ranking.request import RankRequest, RankResponse
+from engine.ranking.value_model import RETRIEVAL_SCORE
+
+SOURCE_ANN, SOURCE_POPULAR, SOURCE_NEW = 0, 1, 2
+SOURCE_NAMES = ("ann", "popular", "new")
+
+# user_encoder(recent item rows, item vectors of the bundle) -> float32 (dim,) or None
+UserEncoder = Callable[[np.ndarray, np.ndarray], "np.ndarray | None"]
+
+
+class Ranker:
+    """Ranks products for one request at a time (or a batch) from a bundle.
+
+    ``logger``: an `engine.impressions.ImpressionLogger` (or None): every
+    response is logged with the features as served. ``user_encoder``: called
+    with the request's recent item rows and the bundle's item vectors when
+    the request carries no user vector; the neural-model stage plugs in here.
+    """
+
+    def __init__(self, serving: Serving, *, logger=None, user_encoder: UserEncoder | None = None) -> None:
+        self._serving = serving
+        self._logger = logger
+        self._encoder = user_encoder
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_threads = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, bundle: str | os.PathLike, *, logger=None, user_encoder: UserEncoder | None = None,
+             verify: bool = True) -> "Ranker":
+        """Load a bundle (checksums of every artefact checked unless ``verify=False``)."""
+        return cls(Serving(bundle, verify=verify), logger=logger, user_encoder=user_encoder)
+
+    @property
+    def bundle_version(self) -> str:
+        return self._serving.version
+
+    @property
+    def surfaces(self) -> list[str]:
+        return sorted(self._serving.manifest.surfaces)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self._serving.manifest.feature_spec.names)
+
+    def swap(self, bundle: str | os.PathLike, *, verify: bool = True) -> str:
+        """Load another bundle and serve it from the next request on; returns the old version.
+
+        The new bundle is loaded and validated completely first: a bad bundle
+        raises here and the old one keeps serving.
+        """
+        new = Serving(bundle, verify=verify)
+        old, self._serving = self._serving, new
+        return old.version
+
+    # -- the request path -------------------------------------------------
+    def rank(self, request: RankRequest) -> RankResponse:
+        s = self._serving  # read once: the whole request sees one bundle
+        t0 = time.perf_counter_ns()
+        settings = s.manifest.surfaces.get(request.surface)
+        if settings is None:
+            raise ValueError(f"surface: unknown {request.surface!r} (this bundle serves {sorted(s.manifest.surfaces)})")
+        k = settings.k if request.k is None else request.k
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k: expected an integer >= 1, got {k!r}")
+        filters = request.filters
+        for name in filters:
+            if name not in s.attributes:
+                raise ValueError(f"filters: unknown attribute {name!r} (filterable: {sorted(s.attributes)})")
+
+        user_row = -1 if request.user_id is None else s.user_row(request.user_id)
+        recent = _recent_rows(s, request.recent_item_ids)
+        user_vector = self._user_vector(s, request, user_row, recent)
+        t1 = time.perf_counter_ns()
+
+        rows, source, retrieval = _candidates(s, settings, filters, user_vector, recent)
+        t2 = time.perf_counter_ns()
+
+        fields = _request_fields(s, request, user_row, user_vector)
+        X = s.assembler.assemble(rows, fields)
+        t3 = time.perf_counter_ns()
+
+        heads: dict[str, np.ndarray] = {}
+        if s.forest is not None and len(rows):
+            scores = s.forest.predict(X)
+            if scores.ndim == 1:
+                scores = scores[:, None]
+            heads = {name: scores[:, i] for i, name in enumerate(s.manifest.heads)}
+        t4 = time.perf_counter_ns()
+
+        factors = dict(heads)
+        factors[RETRIEVAL_SCORE] = retrieval
+        for name in settings.value_model.factors - factors.keys():
+            factors[name] = s.columns[name][rows]
+        value, terms = settings.value_model.evaluate(factors) if len(rows) else (np.empty(0, np.float32), {})
+        t5 = time.perf_counter_ns()
+
+        policy = settings.rerank
+        explore = policy.temperature > 0 if request.explore is None else bool(request.explore)
+        seed = request.seed if request.seed is not None else random.getrandbits(64)
+        index, choice, propensity = _core.rerank(
+            value, None, s.columns["merchant_id"][rows], s.columns["category_id"][rows], k,
+            policy.max_per_merchant, policy.max_per_category, policy.category_decay,
+            policy.temperature if explore else 0.0, policy.explore_window,
+            policy.propensity_samples, seed & 0xFFFFFFFFFFFFFFFF)
+        shown = rows[index]
+        components = {name: c[index] for name, c in heads.items()}
+        components.update({name: c[index] for name, c in terms.items()})
+        if RETRIEVAL_SCORE not in components:
+            components[RETRIEVAL_SCORE] = retrieval[index]
+        t6 = time.perf_counter_ns()
+
+        request_id = request.request_id or uuid.uuid4().hex
+        response = RankResponse(
+            request_id=request_id, item_ids=s.item_ids[shown], value=value[index], components=components,
+            propensities=propensity if explore else None, sources=source[index],
+            cold_start=user_vector is None, bundle_version=s.version, timings_us={},
+        )
+        if self._logger is not None:
+            self._log(s, request, request_id, user_vector, response, X[index], choice if explore else None)
+        t7 = time.perf_counter_ns()
+        response.timings_us = {
+            "user": (t1 - t0) / 1e3, "candidates": (t2 - t1) / 1e3, "features": (t3 - t2) / 1e3,
+            "heads": (t4 - t3) / 1e3, "value": (t5 - t4) / 1e3, "rerank": (t6 - t5) / 1e3,
+            "log": (t7 - t6) / 1e3, "total": (t7 - t0) / 1e3,
+        }
+        return response
+
+    def rank_batch(self, requests: Sequence[RankRequest], threads: int = 1) -> list[RankResponse]:
+        """Rank many requests; ``threads`` > 1 spreads them over a thread pool
+        (the native stages release the GIL, so threads overlap)."""
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
+        if threads == 1 or len(requests) < 2:
+            return [self.rank(r) for r in requests]
+        with self._lock:
+            if self._pool is None or self._pool_threads != threads:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)
+                self._pool = ThreadPoolExecutor(threads, thread_name_prefix="rank-engine")
+                self._pool_threads = threads
+            pool = self._pool
+        return list(pool.map(self.rank, requests))
+
+    def close(self) -> None:
+        """Stop the batch thread pool (the logger is the caller's to close)."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    def __enter__(self) -> "Ranker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- helpers ------------------------------------------------------------
+    def _user_vector(self, s: Serving, request: RankRequest, user_row: int, recent: np.ndarray):
+        if request.user_vector is not None:
+            v = np.asarray(request.user_vector, dtype=np.float32)
+            if v.shape != (s.manifest.dim,):
+                raise ValueError(f"user_vector: expected {s.manifest.dim} values, got shape {v.shape}")
+            if not np.isfinite(v).all():
+                raise ValueError("user_vector: holds NaN or infinite values")
+            return v
+        if self._encoder is not None and len(recent):
+            v = self._encoder(recent, s.item_vectors)
+            if v is not None:
+                v = np.asarray(v, dtype=np.float32)
+                if v.shape != (s.manifest.dim,) or not np.isfinite(v).all():
+                    raise ValueError(f"user_encoder: returned {v.shape} values or non-finite ones, "
+                                     f"expected {s.manifest.dim} finite values")
+                return v
+        if user_row >= 0 and s.user_vectors is not None:
+            v = s.user_vectors[user_row]
+            if v.any():
+                return v
+        if len(recent):
+            v = s.item_vectors[recent].sum(axis=0)
+            norm = float(np.linalg.norm(v))
+            if norm > 0:
+                return (v / norm).astype(np.float32)
+        return None
+
+    def _log(self, s: Serving, request: RankRequest, request_id: str, user_vector, response: RankResponse,
+             features: np.ndarray, choice) -> None:
+        from engine.impressions import ImpressionRecord
+
+        n = len(response.item_ids)
+        self._logger.log(ImpressionRecord(
+            request_id=request_id, timestamp_us=time.time_ns() // 1000, user_id=request.user_id,
+            surface=request.surface, context=request.context,
+            user_vector=user_vector, item_ids=response.item_ids,
+            positions=np.arange(n, dtype=np.int32), value=response.value, components=response.components,
+            features=features, feature_names=s.assembler.names, propensities=response.propensities,
+            choice_probabilities=choice, bundle_version=s.version, model_versions=s.manifest.model_versions,
+        ))
+
+
+def _recent_rows(s: Serving, recent_item_ids) -> np.ndarray:
+    if not recent_item_ids:
+        return np.empty(0, dtype=np.int64)
+    try:
+        ids = np.asarray(recent_item_ids, dtype=np.uint64)
+    except (OverflowError, ValueError, TypeError):
+        raise ValueError("recent_item_ids: expected non-negative integer item ids") from None
+    return s.item_rows(ids)  # ids the catalogue no longer has are ignored
+
+
+def _candidates(s: Serving, settings, filters: dict, user_vector, recent: np.ndarray):
+    """(item rows, source code, retrieval score) of the candidates, deduplicated, recent items removed."""
+    parts, sources, scores = [], [], []
+    n_popular = settings.popular_candidates
+    if user_vector is not None and settings.ann_candidates:
+        ids, sim = s.index.search(user_vector, settings.ann_candidates, filter=filters or None,
+                                  ef=settings.ann_ef)
+        found = ids[0] >= 0
+        parts.append(ids[0][found])
+        scores.append(sim[0][found])
+    else:
+        n_popular += settings.ann_candidates  # a cold start fills the ANN share from popularity
+    for source, n in ((SOURCE_POPULAR, n_popular), (SOURCE_NEW, settings.new_item_candidates)):
+        r = s.lists.rows("popular" if source == SOURCE_POPULAR else "new", filters, s.attributes, n)
+        parts.append(r)
+        if user_vector is not None:
+            scores.append(s.item_vectors[r] @ user_vector)
+        else:  # rank order within the list, in (0, 1]
+            scores.append((1.0 - np.arange(len(r)) / max(len(r), 1)).astype(np.float32))
+    counts = [len(p) for p in parts]
+    if user_vector is not None and settings.ann_candidates:
+        codes = [SOURCE_ANN, SOURCE_POPULAR, SOURCE_NEW]
+    else:
+        codes = [SOURCE_POPULAR, SOURCE_NEW]
+    rows = np.concatenate(parts).astype(np.int64, copy=False)
+    source = np.repeat(np.array(codes, dtype=np.int8), counts)
+    retrieval = np.concatenate(scores).astype(np.float32, copy=False)
+    # Keep the first copy of each row (ANN before popular before new), drop recent items.
+    _, first = np.unique(rows, return_index=True)
+    keep = np.zeros(len(rows), dtype=bool)
+    keep[first] = True
+    if len(recent):
+        keep &= ~np.isin(rows, recent)
+    return rows[keep], source[keep], retrieval[keep]
+
+
+def _request_fields(s: Serving, request: RankRequest, user_row: int, user_vector) -> dict:
+    """The request fields the feature spec reads: user attributes, then the context."""
+    missing = s.required_context - request.context.keys()
+    if missing:
+        raise ValueError(f"context: missing field(s) {sorted(missing)} that the feature spec reads "
+                         "(give None for a value the request does not have)")
+    fields: dict = {}
+    for name, column in s.user_columns.items():
+        fields[name] = column[user_row].item() if user_row >= 0 else None
+    fields.update(request.context)
+    fields["user_vector"] = user_vector
+    return fields
