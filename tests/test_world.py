@@ -54,6 +54,7 @@ def test_schema_and_shapes(world):
     assert world.user_vectors.shape == (2_000, 32) and world.user_vectors.dtype == np.float32
     assert world.surfaces == ("home", "search", "store")
     assert (world.dim, world.categories, world.merchants, world.seed) == (32, 40, 300, 2)
+    assert repr(world) == "World(n_items=20000, n_users=2000, dim=32, merchants=300, categories=40, seed=2)"
 
 
 def test_item_columns(world):

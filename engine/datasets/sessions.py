@@ -20,7 +20,10 @@
 examined ~ Bernoulli(examination(surface, position)), click = examined and
 Bernoulli(P(click | examined)), order = click and Bernoulli(P(order | click)).
 The uniforms are drawn for every slot in a fixed order, so the result depends
-only on the seeds and the input, never on how requests group by surface.
+only on the seeds and the input, never on how requests group by surface. Two
+rankings of the same requests simulated with the same seed therefore share
+their random numbers slot by slot (common random numbers: a comparison of two
+policies has less noise); use different seeds for independent logs.
 """
 
 from __future__ import annotations

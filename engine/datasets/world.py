@@ -153,6 +153,10 @@ class World:
     _user_lookup: tuple[np.ndarray, np.ndarray] = field(repr=False)
     surfaces: tuple[str, ...] = SURFACES
 
+    def __repr__(self) -> str:
+        return (f"World(n_items={self.n_items}, n_users={self.n_users}, dim={self.dim}, "
+                f"merchants={self.merchants}, categories={self.categories}, seed={self.seed})")
+
     @property
     def dim(self) -> int:
         return self.item_vectors.shape[1]
