@@ -75,6 +75,11 @@ class Row:
                  "choice_probabilities", "bundle_version", "model_versions", "nbytes")
 
 
+_INT32_MAX = np.iinfo(np.int32).max
+# id -> tuple of feature names already checked (the tuple is kept, so its id is not reused).
+_checked_names: dict[int, tuple] = {}
+
+
 def _array(name: str, a, kinds: str, dtype, ndim: int) -> np.ndarray:
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name}: expected a numpy array, got {type(a).__name__}")
@@ -163,7 +168,7 @@ def _check(r: ImpressionRecord) -> Row:
                            else type(pos).__name__))
     if len(pos) != n:
         raise ValueError(f"positions: length {len(pos)}, but item_ids has {n} items")
-    if n and (pos.min() < 0 or pos.max() > np.iinfo(np.int32).max):
+    if n and (pos.min() < 0 or (pos.dtype.itemsize >= 4 and pos.dtype != np.int32 and pos.max() > _INT32_MAX)):
         raise ValueError("positions: values must lie in [0, 2**31)")
     row.positions = pos if pos.dtype == np.int32 else pos.astype(np.int32)
     row.value = _per_item("value", r.value, "f", np.float32, n)
@@ -181,11 +186,16 @@ def _check(r: ImpressionRecord) -> Row:
     row.components = comps
     names = r.feature_names
     if names is not None:
-        if not isinstance(names, (tuple, list)) or not all(type(s) is str for s in names):
-            raise TypeError("feature_names: expected a tuple of str or None")
+        if isinstance(names, list):
+            names = tuple(names)
+        if _checked_names.get(id(names)) is not names:  # records usually share one tuple: check it once
+            if not isinstance(names, tuple) or not all(type(s) is str for s in names):
+                raise TypeError("feature_names: expected a tuple of str or None")
+            if len(_checked_names) >= 64:
+                _checked_names.clear()
+            _checked_names[id(names)] = names
         if len(names) != feats.shape[1]:
             raise ValueError(f"feature_names: {len(names)} names for {feats.shape[1]} feature columns")
-        names = tuple(names)
     row.feature_names = names
     uv = r.user_vector
     row.user_vector = None if uv is None else _array("user_vector", uv, "f", np.float32, 1)
@@ -199,7 +209,7 @@ def _check(r: ImpressionRecord) -> Row:
 def _offsets(lengths) -> pa.Array:
     out = np.zeros(len(lengths) + 1, np.int64)
     np.cumsum(lengths, out=out[1:])
-    if out[-1] > np.iinfo(np.int32).max:
+    if out[-1] > _INT32_MAX:
         raise ValueError(f"a batch holds {out[-1]} list values, more than int32 offsets address")
     return pa.array(out.astype(np.int32), pa.int32())
 

@@ -28,7 +28,9 @@ At interpreter exit an ``atexit`` hook closes every logger still open
 (draining its queue). The hook and the thread hold no reference to the
 ``ImpressionLogger`` itself: a logger that is garbage collected without
 ``close()`` drains its queue and finishes its file in the background.
-Create loggers after ``fork()``: a child process does not inherit the thread.
+Create loggers after ``fork()``: a child process has no writer thread, so a
+logger inherited through ``fork()`` drops what the child logs (counted, with
+a warning) and leaves the parent's files alone.
 
 Schema (``schema_version`` 1)
 ----------------------------
@@ -94,6 +96,7 @@ _monotonic = time.monotonic  # the writer's clock (tests replace it)
 _SEQUENCE = itertools.count()  # file numbers, shared by all loggers of the process: names never collide
 _MAX_BATCH_BYTES = 32 << 20
 _WARN_EVERY = 60.0  # seconds between two warnings about dropped records / write errors
+_WRITERS: weakref.WeakSet = weakref.WeakSet()  # every writer state of the process, for fork()
 
 
 class LoggerStats(msgspec.Struct, frozen=True):
@@ -154,7 +157,26 @@ class _Writer:
         self.first_rejection: str | None = None
         # The thread's own state.
         self.file: _File | None = None
+        self.forked = False
         self.thread = threading.Thread(target=self.run, name=f"impressions-writer[{prefix}]", daemon=True)
+        _WRITERS.add(self)
+
+    def after_fork_in_child(self) -> None:
+        """The child of a fork() has no writer thread (and maybe a lock held by
+        it): the logger drops what the child logs, with a warning, instead of
+        blocking or writing the parent's files."""
+        self.lock = threading.Lock()
+        self.has_work = threading.Condition(self.lock)
+        self.has_room = threading.Condition(self.lock)
+        self.pending = collections.deque()  # the parent writes these
+        self.flush_waiters = []
+        self.blocked = 0
+        self.finished = self.forked = True
+        self.file = None  # the parent's open file: never touched here
+        self.logged = self.written = self.dropped = self.rejected = 0
+        self.files_completed = self.bytes_written = self.write_errors = 0
+        self.last_error = ("this process is a fork() of the one that created the ImpressionLogger and has no writer"
+                           " thread: its records are dropped (create loggers after fork())")
 
     # ---- the callers' side ------------------------------------------------
     def put(self, record) -> bool:
@@ -191,7 +213,9 @@ class _Writer:
         if now - self.last_drop_warning < _WARN_EVERY:
             return None
         self.last_drop_warning = now
-        reason = "the writer thread has stopped" if self.finished else f"the queue is full ({self.queue_size} records)"
+        reason = ("the process was forked after the logger was created (create loggers after fork())" if self.forked
+                  else "the writer thread has stopped" if self.finished
+                  else f"the queue is full ({self.queue_size} records)")
         return ("impression logger %s: dropping records because %s; %d dropped so far",
                 self.directory, reason, self.dropped)
 
@@ -357,6 +381,7 @@ class _Writer:
             self._finish_file()
 
     def _open_file(self, names) -> None:
+        os.makedirs(self.directory, exist_ok=True)  # in case it was removed while running
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         while True:
             final = os.path.join(self.directory, f"{self.prefix}-{stamp}-{os.getpid()}-{next(_SEQUENCE):06d}.arrow")
@@ -449,6 +474,14 @@ def _fsync_directory(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_WRITERS):
+        writer.after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _close_at_exit(writer_ref: weakref.ref) -> None:

@@ -49,14 +49,18 @@ def read_impressions(directory, *, include_partial: bool = False) -> pa.Table:
     """
     directory = os.fspath(directory)
     tables = []
-    for name in sorted(os.listdir(directory)):
-        if name.startswith("."):
-            continue
+    with os.scandir(directory) as entries:
+        names = sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
+    for name in names:
         path = os.path.join(directory, name)
         if name.endswith(".arrow"):
             tables.append(_read_complete(path))
         elif include_partial and name.endswith(".arrow.partial"):
-            table = _read_partial(path)
+            try:
+                table = _read_partial(path)
+            except FileNotFoundError:  # a live logger finished the file since the listing
+                final = path[:-len(".partial")]
+                table = _read_complete(final) if os.path.exists(final) else None
             if table is not None:
                 tables.append(table)
     if not tables:
@@ -120,7 +124,7 @@ def _read_partial(path: str) -> pa.Table | None:
     try:
         reader = ipc.open_stream(data.slice(len(_MAGIC)))
         names = _file_names(path, reader.schema)
-    except (pa.ArrowException, CorruptFileError):
+    except (pa.ArrowException, OSError, CorruptFileError):
         return None
     batches = []
     while True:
@@ -128,7 +132,7 @@ def _read_partial(path: str) -> pa.Table | None:
             batch = reader.read_next_batch()
         except StopIteration:
             break
-        except pa.ArrowException:  # the batch being written when the process ended
+        except (pa.ArrowException, OSError):  # the batch being written when the process ended
             break
         if _batch_problem(batch) is not None:
             break
@@ -252,11 +256,15 @@ class _Batch:
         return out
 
 
-def _decode_context(text: str) -> dict:
+def _decode_json(decoder, text: str, request_id: str, column: str):
     try:
-        return _context_typed.decode(text)
+        return decoder.decode(text)
     except msgspec.ValidationError:
-        return _context_any.decode(text)
+        if decoder is _context_typed:  # values outside the documented types: as JSON has them
+            return _decode_json(_context_any, text, request_id, column)
+        raise ValueError(f"record {request_id!r}: column {column} is not the JSON of a dict[str, str]") from None
+    except msgspec.DecodeError as e:
+        raise ValueError(f"record {request_id!r}: column {column} is not valid JSON ({e})") from None
 
 
 def to_records(table: pa.Table) -> list[ImpressionRecord]:
@@ -284,7 +292,7 @@ def to_records(table: pa.Table) -> list[ImpressionRecord]:
                 timestamp_us=int(timestamp[i]),
                 user_id=int(user_id[i]) if user_valid[i] else None,
                 surface=surface[i],
-                context=_decode_context(context[i]),
+                context=_decode_json(_context_typed, context[i], request_id[i], "context"),
                 user_vector=b.list_value("user_vector", i),
                 item_ids=b.list_value("item_ids", i),
                 positions=b.list_value("positions", i),
@@ -295,7 +303,7 @@ def to_records(table: pa.Table) -> list[ImpressionRecord]:
                 propensities=b.list_value("propensities", i),
                 choice_probabilities=b.list_value("choice_probabilities", i),
                 bundle_version=bundle[i],
-                model_versions=_model_versions.decode(models[i]),
+                model_versions=_decode_json(_model_versions, models[i], request_id[i], "model_versions"),
             ))
     return out
 
