@@ -22,6 +22,7 @@ from engine.impressions import (
     ImpressionLogger, ImpressionRecord, LoggerStats, feature_matrix, read_impressions, record,
     record_components, record_features, to_records,
 )
+from engine.impressions import _schema
 from engine.impressions import logger as logger_module
 
 NAMES = tuple(f"f{j}" for j in range(6))
@@ -471,11 +472,11 @@ def test_a_failing_write_leaves_a_recoverable_partial_and_the_next_batch_a_new_f
         def __init__(self, writer):
             self.writer = writer
 
-        def write_batch(self, batch):
+        def write_batch(self, batch, **kw):
             writes.append(batch.num_rows)
             if len(writes) == 2:
                 raise OSError(errno.EIO, "Input/output error")
-            self.writer.write_batch(batch)
+            self.writer.write_batch(batch, **kw)
 
         def close(self):
             self.writer.close()
@@ -492,6 +493,21 @@ def test_a_failing_write_leaves_a_recoverable_partial_and_the_next_batch_a_new_f
     assert len(files(tmp_path, ".partial")) == 1
     assert_records(tmp_path, expected[10:])
     assert_records(tmp_path, expected[:5] + expected[10:], include_partial=True)
+
+
+def test_a_dead_writer_thread_never_blocks_callers(tmp_path, monkeypatch):
+    def bug(writer, records):
+        raise RuntimeError("a bug in the writer")
+
+    monkeypatch.setattr(logger_module._Writer, "_process", bug)
+    log = ImpressionLogger(tmp_path, queue_size=2, batch_records=1)
+    log.log(make_record(1))
+    wait_until(lambda: log._writer.finished, "the writer thread to stop")
+    assert [log.log(make_record(seq)) for seq in range(5)] == [False] * 5  # dropped, not blocked
+    s = log.stats
+    assert (s.logged, s.dropped, s.written, s.queue_depth) == (6, 6, 0, 0)
+    assert "RuntimeError: a bug in the writer" in s.last_error
+    assert log.flush(timeout=5) and log.close(timeout=5)
 
 
 # ---- damaged and partial files --------------------------------------------------------
@@ -549,9 +565,26 @@ def test_foreign_and_inconsistent_arrow_files_are_refused(tmp_path, five_batches
     bad = tmp_path / "bad"
     bad.mkdir()
     with ipc.new_file(str(bad / name), schema) as w:
-        w.write_batch(broken)
+        w.write_batch(broken, custom_metadata={b"crc32": str(_schema.batch_crc(broken))})
     with pytest.raises(CorruptFileError, match=rf"{re.escape(name)}: record batch 0: column positions"):
         read_impressions(bad)
+
+
+def test_a_flipped_bit_in_the_data_fails_the_batch_checksum(tmp_path, five_batches):
+    blob, name = five_batches
+    victim = make_record(33)  # in the fourth batch
+    at = blob.find(victim.features.tobytes())
+    assert at > 0 and blob.find(victim.features.tobytes(), at + 1) == -1
+    damaged = bytearray(blob)
+    damaged[at + 5] ^= 0x10
+    (tmp_path / "arrow").mkdir()
+    (tmp_path / "arrow" / name).write_bytes(bytes(damaged))
+    with pytest.raises(CorruptFileError, match=rf"{re.escape(name)}: record batch 3: checksum mismatch"):
+        read_impressions(tmp_path / "arrow")
+    (tmp_path / "partial").mkdir()
+    (tmp_path / "partial" / (name + ".partial")).write_bytes(bytes(damaged[:-100]))
+    got = to_records(read_impressions(tmp_path / "partial", include_partial=True))
+    assert [r.request_id for r in got] == [make_record(seq).request_id for seq in range(30)]
 
 
 def test_partial_files_give_back_whole_batches_only(tmp_path, five_batches):

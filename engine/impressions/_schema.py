@@ -5,6 +5,8 @@ within a record, over its named components."""
 
 from __future__ import annotations
 
+import zlib
+
 import msgspec
 import numpy as np
 import pyarrow as pa
@@ -17,6 +19,8 @@ SCHEMA_VERSION = 1
 META_FORMAT = b"format"
 META_VERSION = b"schema_version"
 META_FEATURE_NAMES = b"feature_names"
+# Key of the custom metadata of every record batch: the CRC-32 of its content (batch_crc).
+BATCH_CRC = b"crc32"
 
 FIELDS = [
     pa.field("request_id", pa.string(), nullable=False),
@@ -283,3 +287,42 @@ def to_batch(rows: list[Row], file_feature_names: tuple[str, ...] | None) -> pa.
         pa.array([r.model_versions for r in rows], pa.string()),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+
+
+def batch_crc(batch: pa.RecordBatch) -> int:
+    """CRC-32 of a batch's logical content: per column, the validity (when
+    there are nulls), list offsets relative to the first, and the bytes of the
+    values in range. Equal for a batch and its IPC round trip, whatever the
+    compression, slicing or buffer padding."""
+    crc = 0
+    for column in batch.columns:
+        crc = _crc_array(crc, column)
+    return crc
+
+
+def _crc_offsets(crc: int, offsets: np.ndarray) -> tuple[int, int, int]:
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    return zlib.crc32((offsets - lo).astype(np.int64), crc), lo, hi
+
+
+def _crc_array(crc: int, array: pa.Array) -> int:
+    crc = zlib.crc32(len(array).to_bytes(8, "little"), crc)
+    if not len(array):
+        return crc
+    if array.null_count:
+        crc = zlib.crc32(array.is_valid().to_numpy(zero_copy_only=False), crc)
+    kind = array.type
+    if pa.types.is_map(kind):
+        crc, lo, hi = _crc_offsets(crc, array.offsets.to_numpy())
+        crc = _crc_array(crc, array.keys.slice(lo, hi - lo))
+        return _crc_array(crc, array.items.slice(lo, hi - lo))
+    if pa.types.is_list(kind):
+        crc, lo, hi = _crc_offsets(crc, array.offsets.to_numpy())
+        return _crc_array(crc, array.values.slice(lo, hi - lo))
+    buffers = array.buffers()
+    if pa.types.is_string(kind):
+        offsets = np.frombuffer(buffers[1], np.int32, len(array) + 1, 4 * array.offset)
+        crc, lo, hi = _crc_offsets(crc, offsets)
+        return zlib.crc32(memoryview(buffers[2])[lo:hi], crc) if hi > lo else crc
+    width = kind.bit_width // 8  # fixed-width numbers and timestamps
+    return zlib.crc32(memoryview(buffers[1])[width * array.offset:width * (array.offset + len(array))], crc)

@@ -252,8 +252,8 @@ class _Writer:
             self._abandon_file()
             with self.lock:
                 self.last_error = f"the writer thread stopped: {type(e).__name__}: {e}"
-                self.dropped += len(self.pending)
-                self.pending.clear()
+                self.pending.clear()  # with the records in flight: all that is not accounted for is lost
+                self.dropped = self.logged - self.written - self.rejected
         finally:
             with self.lock:
                 self.finished = True
@@ -354,7 +354,11 @@ class _Writer:
                     good.append(row)
                 except Exception as e:  # noqa: BLE001
                     self._reject(f"record {row.request_id!r}: {type(e).__name__}: {e}")
-            return (_schema.to_batch(good, names), len(good)) if good else (None, 0)
+            try:
+                return (_schema.to_batch(good, names), len(good)) if good else (None, 0)
+            except Exception as e:  # noqa: BLE001 - each converts alone but not together (a batch too large?)
+                self._reject(f"a batch of {len(good)} records: {type(e).__name__}: {e}", len(good))
+                return None, 0
 
     def _write(self, rows: list) -> None:
         if self.file is not None and self._too_old():
@@ -367,7 +371,7 @@ class _Writer:
             if self.file is None:
                 self._open_file(names)
             f = self.file
-            f.writer.write_batch(batch)
+            f.writer.write_batch(batch, custom_metadata={_schema.BATCH_CRC: str(_schema.batch_crc(batch))})
             size = f.sink.tell()
         except Exception as e:  # noqa: BLE001 - disk full, permissions, ...: never the host's problem
             self._write_failed(count, e)

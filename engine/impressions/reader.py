@@ -100,16 +100,16 @@ def _read_complete(path: str) -> pa.Table:
         with pa.memory_map(path) as source:
             reader = ipc.open_file(source)
             names = _file_names(path, reader.schema)
-            batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+            batches = [reader.get_batch_with_custom_metadata(i) for i in range(reader.num_record_batches)]
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
     except (pa.ArrowException, OSError) as e:
         raise _corrupt(path, f"not a complete Arrow IPC file ({e})") from None
-    for i, batch in enumerate(batches):
-        why = _batch_problem(batch)
+    for i, (batch, meta) in enumerate(batches):
+        why = _batch_problem(batch, meta)
         if why is not None:
             raise _corrupt(path, f"record batch {i}: {why}")
-    return _resolve_names(pa.Table.from_batches(batches, _schema.SCHEMA), names)
+    return _resolve_names(pa.Table.from_batches([b for b, _ in batches], _schema.SCHEMA), names)
 
 
 def _read_partial(path: str) -> pa.Table | None:
@@ -129,12 +129,12 @@ def _read_partial(path: str) -> pa.Table | None:
     batches = []
     while True:
         try:
-            batch = reader.read_next_batch()
+            batch, meta = reader.read_next_batch_with_custom_metadata()
         except StopIteration:
             break
         except (pa.ArrowException, OSError):  # the batch being written when the process ended
             break
-        if _batch_problem(batch) is not None:
+        if _batch_problem(batch, meta) is not None:
             break
         batches.append(batch)
     if not batches:
@@ -146,13 +146,19 @@ def _lengths(array: pa.Array) -> np.ndarray:
     return np.diff(array.offsets.to_numpy())
 
 
-def _batch_problem(batch: pa.RecordBatch) -> str | None:
+def _batch_problem(batch: pa.RecordBatch, meta) -> str | None:
     """Why the batch is not whole, consistent records (None if it is)."""
     try:
         batch.validate(full=True)
     except pa.ArrowException as e:
         return f"invalid Arrow data ({e})"
     try:
+        stored = (meta or {}).get(_schema.BATCH_CRC)
+        if stored is None:
+            return "no checksum in the batch's custom metadata"
+        crc = _schema.batch_crc(batch)
+        if stored != str(crc).encode():
+            return f"checksum mismatch (stored {stored.decode(errors='replace')}, content {crc})"
         return _inconsistency(batch)
     except Exception as e:  # noqa: BLE001 - damaged data can fail in many ways
         return f"unreadable ({type(e).__name__}: {e})"
