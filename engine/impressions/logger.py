@@ -16,9 +16,9 @@ A batch reaches the ``.partial`` file (the operating system, not the disk:
 there is no fsync per batch) when it is full or when its oldest record has
 waited ``flush_seconds``. A process killed with SIGKILL (or one that crashes)
 leaves its current file as ``.partial``: ``read_impressions(directory,
-include_partial=True)`` recovers every batch that was written whole, so the
-loss is bounded by the records still queued plus those that had not waited
-``flush_seconds``. A power loss can also lose what the operating system had
+include_partial=True)`` recovers every batch that was written whole, so
+what is lost is what was still queued or batched: records younger than
+``flush_seconds``, or more if the writer was behind. A power loss can also lose what the operating system had
 not yet put on disk for the ``.partial`` file; ``.arrow`` files are fsynced.
 The library installs no signal handler: a host that wants SIGTERM to finish
 the current file converts it into a normal exit (the default SIGTERM action
@@ -37,7 +37,9 @@ Schema (``schema_version`` 1)
 One row per record. The schema metadata of each file holds ``format``
 (``rank-engine/impressions``), ``schema_version`` (``1``) and
 ``feature_names``: the JSON list of names of the file's first record (or
-``null``).
+``null``). The custom metadata of each record batch holds ``crc32``: the
+CRC-32 of the batch's logical content (``_schema.batch_crc``), which the
+reader checks, so a damaged batch is refused rather than read as data.
 
 ==========================  =============================  ===============================================
 column                      Arrow type                     meaning
@@ -45,7 +47,8 @@ column                      Arrow type                     meaning
 ``request_id``              string                         ``ImpressionRecord.request_id``
 ``timestamp_us``            timestamp[us, tz=UTC]          microseconds since the epoch, UTC
 ``user_id``                 uint64, nullable               null for anonymous requests
-``surface``                 string
+``surface``                 string                         plain (the IPC file format cannot change a
+                                                           dictionary between batches)
 ``context``                 string                         msgspec JSON of the context dict (non-finite
                                                            floats are null, int keys are strings)
 ``user_vector``             list<float32>, nullable

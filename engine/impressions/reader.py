@@ -5,8 +5,9 @@
 table with the file schema (logger.py), except that ``feature_names`` is
 resolved per record into ``dictionary<int32, list<string>>`` (null: the
 record had no names), so files with different feature names share a table.
-Each file is checked on the way: the Arrow structure in full, and that every
-per-item column of a record has its ``n`` items (``features`` ``n * F``).
+Each batch is checked on the way: the Arrow structure in full, its CRC-32,
+and that every per-item column of a record has its ``n`` items
+(``features`` ``n * F``).
 
 The helpers (``to_records``, ``record``, ``record_features``,
 ``record_components``, ``feature_matrix``) take that table and return numpy
