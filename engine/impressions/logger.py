@@ -488,7 +488,8 @@ def _after_fork_in_child() -> None:
         writer.after_fork_in_child()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _close_at_exit(writer_ref: weakref.ref) -> None:
