@@ -14,15 +14,14 @@ import time
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.ipc as ipc
 import pytest
+from pyarrow import ipc
 
 from engine.errors import CorruptFileError
 from engine.impressions import (
-    ImpressionLogger, ImpressionRecord, LoggerStats, feature_matrix, read_impressions, record,
+    ImpressionLogger, ImpressionRecord, LoggerStats, _schema, feature_matrix, read_impressions, record,
     record_components, record_features, to_records,
 )
-from engine.impressions import _schema
 from engine.impressions import logger as logger_module
 
 NAMES = tuple(f"f{j}" for j in range(6))
@@ -244,9 +243,9 @@ def test_empty_directory_reads_as_an_empty_table(tmp_path):
     assert table.num_rows == 0 and to_records(table) == []
 
 
-@pytest.mark.parametrize("kw", [dict(when_full="wait"), dict(compression="gzip"), dict(queue_size=0),
-                                dict(rotate_bytes=0), dict(flush_seconds=0), dict(rotate_seconds=-1),
-                                dict(batch_records=1.5), dict(prefix="a/b"), dict(prefix="")])
+@pytest.mark.parametrize("kw", [{"when_full": "wait"}, {"compression": "gzip"}, {"queue_size": 0},
+                                {"rotate_bytes": 0}, {"flush_seconds": 0}, {"rotate_seconds": -1},
+                                {"batch_records": 1.5}, {"prefix": "a/b"}, {"prefix": ""}])
 def test_bad_options_are_refused(tmp_path, kw):
     with pytest.raises(ValueError):
         ImpressionLogger(tmp_path, **kw)
@@ -281,7 +280,7 @@ def test_rotation_by_age(tmp_path, monkeypatch):
         for group in range(3):
             for r in expected[5 * group:5 * group + 5]:
                 log.log(r)  # a full batch: written without waiting for flush_seconds
-            wait_until(lambda: log.stats.written == 5 * group + 5, "the batch to be written")
+            wait_until(lambda n=5 * group + 5: log.stats.written == n, "the batch to be written")
             clock[0] += 11 if group != 1 else 1  # the second batch joins the first file's successor
     assert len(files(tmp_path)) == 2
     first, second = (read_impressions_one(tmp_path, n) for n in files(tmp_path))

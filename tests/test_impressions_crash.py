@@ -12,9 +12,9 @@ import textwrap
 import time
 
 import pytest
+from test_impressions import assert_same, files, make_record
 
 from engine.impressions import read_impressions, to_records
-from test_impressions import assert_same, files, make_record
 
 TESTS = pathlib.Path(__file__).resolve().parent
 
@@ -26,7 +26,7 @@ def run_python(code: str, *args: str, **kw) -> subprocess.Popen:
 
 
 def finish(proc: subprocess.Popen, timeout: float = 60) -> None:
-    out, err = proc.communicate(timeout=timeout)
+    _, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err.decode()
     assert err == b"", err.decode()
 
@@ -116,7 +116,7 @@ def test_a_forked_child_drops_its_records_and_leaves_the_parents_files_alone(tmp
         log.close()
         sys.exit(os.waitstatus_to_exitcode(status))
     """, str(tmp_path))
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
     assert b"forked after the logger was created" in err  # the child's warning
     got = to_records(read_impressions(tmp_path))

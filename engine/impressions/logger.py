@@ -89,7 +89,7 @@ from typing import Literal
 
 import msgspec
 import pyarrow as pa
-import pyarrow.ipc as ipc
+from pyarrow import ipc
 
 from engine.impressions import _schema
 from engine.impressions.record import ImpressionRecord
@@ -123,7 +123,7 @@ class LoggerStats(msgspec.Struct, frozen=True):
 
 
 class _File:
-    __slots__ = ("final", "partial", "sink", "writer", "names", "opened_at", "size", "records")
+    __slots__ = ("final", "names", "opened_at", "partial", "records", "sink", "size", "writer")
 
 
 class _Writer:
@@ -250,7 +250,7 @@ class _Writer:
     def run(self) -> None:
         try:
             self._loop()
-        except BaseException as e:  # a bug: report it, and never leave callers blocked
+        except BaseException as e:  # noqa: BLE001 - a bug: report it, and never leave callers blocked
             _log.exception("impression logger %s: the writer thread failed", self.directory)
             self._abandon_file()
             with self.lock:
@@ -462,7 +462,7 @@ class _Writer:
             return
         try:
             f.sink.close()
-        except Exception:  # noqa: BLE001 - already failing
+        except Exception:  # noqa: BLE001, S110 - already failing
             pass
         if f.records == 0:
             _remove(f.partial)

@@ -17,24 +17,23 @@ arrays that are read-only views of its memory.
 from __future__ import annotations
 
 import os
-from typing import Union
 
 import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.ipc as ipc
+from pyarrow import ipc
 
 from engine.errors import CorruptFileError
 from engine.impressions import _schema
 from engine.impressions.record import ImpressionRecord
 
 _MAGIC = b"ARROW1\x00\x00"  # the IPC file format's leading magic and padding; the stream format follows
-_CONTEXT = dict[str, Union[int, float, str, bool, None, dict[int, Union[float, None]]]]
+_CONTEXT = dict[str, int | float | str | bool | None | dict[int, float | None]]
 _context_typed = msgspec.json.Decoder(_CONTEXT)
 _context_any = msgspec.json.Decoder()
 _model_versions = msgspec.json.Decoder(dict[str, str])
-_names_decoder = msgspec.json.Decoder(Union[list[str], None])
+_names_decoder = msgspec.json.Decoder(list[str] | None)
 
 
 def read_impressions(directory, *, include_partial: bool = False) -> pa.Table:
