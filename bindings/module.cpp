@@ -13,6 +13,7 @@ void bind_kernels(py::module_& m);
 void bind_index(py::module_& m);
 void bind_arrow(py::module_& m);
 void bind_forest(py::module_& m);
+void bind_features(py::module_& m);
 }  // namespace engine::bind
 
 #ifndef ENGINE_VERSION
@@ -48,4 +49,5 @@ PYBIND11_MODULE(_core, m) {
   engine::bind::bind_index(m);
   engine::bind::bind_arrow(m);
   engine::bind::bind_forest(m);
+  engine::bind::bind_features(m);
 }
