@@ -6,6 +6,7 @@ _check_environment()
 
 from engine import _core  # noqa: E402
 from engine.errors import CorruptFileError  # noqa: E402
+from engine.features import FeatureAssembler, FeatureSpec  # noqa: E402
 from engine.forest import Forest, compile_forest  # noqa: E402
 from engine.vector_index import VectorIndex  # noqa: E402
 
@@ -39,6 +40,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "VectorIndex", "UsearchIndex", "Forest", "compile_forest", "CorruptFileError", "build_info",
-    "__version__",
+    "VectorIndex", "UsearchIndex", "Forest", "compile_forest", "FeatureSpec", "FeatureAssembler",
+    "CorruptFileError", "build_info", "__version__",
 ]
