@@ -65,3 +65,11 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 @pytest.fixture(scope="session")
 def catalogue():
     return clustered(30_000, 32)
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory):
+    """A small world served, logged, trained and bundled (tests/pipeline_support.py)."""
+    from pipeline_support import build_pipeline
+
+    return build_pipeline(str(tmp_path_factory.mktemp("pipeline")))

@@ -25,9 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     quick.add_argument("--threads", type=int, default=2, help="threads for builds, training, batches (default 2)")
     quick.add_argument("--seed", type=int, default=0, help="seed of the generated world")
     quick.add_argument("--no-progress", action="store_true", help="no progress bars")
-    from tools import compile_forest
+    from tools import build_bundle, compile_forest
 
     compile_forest.add_parser(sub)
+    build_bundle.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "quickstart":
         from engine.quickstart import QuickstartConfig, run
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
                              progress=not args.no_progress))
     elif args.command == "compile":
         return compile_forest.run(args)
+    elif args.command == "bundle":
+        return build_bundle.run(args)
     return 0
 
 

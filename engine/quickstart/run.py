@@ -104,10 +104,10 @@ def run(config: QuickstartConfig, echo=print) -> dict:
 
     echo("[3/6] simulating clicks and orders on what was shown")
     clicks, orders = world.simulate_feedback(train_requests, shown, seed=config.seed + 2)
-    feedback = {r["request_id"]: (clicks[i], orders[i]) for i, r in enumerate(train_requests)}
 
     echo("[4/6] training LightGBM heads on the logged features")
-    X, clicked, ordered = training_rows(read_impressions(train_log_dir), feedback)
+    X, clicked, ordered = training_rows(read_impressions(train_log_dir), [r["request_id"] for r in train_requests],
+                                        clicks, orders)
     models = train_heads(X, clicked, ordered, list(spec.names), rounds=config.rounds,
                          threads=config.threads, seed=config.seed)
 

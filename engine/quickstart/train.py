@@ -15,21 +15,20 @@ CLICK_PARAMS = {"objective": "binary", "learning_rate": 0.08, "num_leaves": 63, 
 ORDER_PARAMS = {**CLICK_PARAMS, "num_leaves": 31, "min_data_in_leaf": 20}
 
 
-def training_rows(log: pa.Table, feedback: dict[str, tuple[np.ndarray, np.ndarray]]):
+def training_rows(log: pa.Table, request_ids: list[str], clicks: np.ndarray, orders: np.ndarray):
     """(features (n, F) float32, clicked (n,), ordered (n,)) for every logged impression
-    whose request has feedback. ``feedback``: request_id -> (clicks, orders) by position."""
-    from engine.impressions import record_features
+    of a request in ``request_ids``; ``clicks`` / ``orders`` are (requests, positions)."""
+    import pyarrow.compute as pc
 
-    xs, clicks, orders = [], [], []
-    for i, request_id in enumerate(log.column("request_id").to_pylist()):
-        if request_id not in feedback:
-            continue
-        X = record_features(log, i)
-        c, o = feedback[request_id]
-        xs.append(X)
-        clicks.append(c[: len(X)])
-        orders.append(o[: len(X)])
-    return np.concatenate(xs), np.concatenate(clicks), np.concatenate(orders)
+    from engine.impressions import feature_matrix
+
+    where = {r: i for i, r in enumerate(request_ids)}
+    request = np.array([where.get(r, -1) for r in log.column("request_id").to_pylist()], dtype=np.int64)
+    per_item = np.repeat(request, pc.list_value_length(log.column("item_ids")).to_numpy())
+    position = pc.list_flatten(log.column("positions")).to_numpy()
+    keep = per_item >= 0
+    X = feature_matrix(log)[keep]
+    return X, clicks[per_item[keep], position[keep]], orders[per_item[keep], position[keep]]
 
 
 def train_heads(X: np.ndarray, clicked: np.ndarray, ordered: np.ndarray, feature_names: list[str],

@@ -8,7 +8,7 @@ import msgspec
 from engine.ranking.value_model import ValueModel
 
 
-class RerankPolicy(msgspec.Struct, kw_only=True):
+class RerankPolicy(msgspec.Struct, kw_only=True, frozen=True):
     """Business rules and exploration (cpp/rerank/rerank.hpp has the exact rules).
 
     ``temperature`` > 0 samples the shown order from a Plackett-Luce
@@ -34,7 +34,7 @@ class RerankPolicy(msgspec.Struct, kw_only=True):
             raise ValueError(f"rerank.temperature: expected a finite value >= 0, got {self.temperature}")
 
 
-class SurfaceSettings(msgspec.Struct, kw_only=True):
+class SurfaceSettings(msgspec.Struct, kw_only=True, frozen=True):
     """One surface (home feed, search, store page).
 
     ``ann_candidates``: nearest items to the user vector (with the request's

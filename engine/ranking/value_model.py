@@ -27,13 +27,13 @@ import numpy as np
 RETRIEVAL_SCORE = "retrieval_score"
 
 
-class ValueTerm(msgspec.Struct, array_like=True):
+class ValueTerm(msgspec.Struct, array_like=True, frozen=True):
     name: str
     weight: float
     factors: list[str]
 
 
-class ValueModel(msgspec.Struct, kw_only=True):
+class ValueModel(msgspec.Struct, kw_only=True, frozen=True):
     terms: list[ValueTerm]
 
     def __post_init__(self) -> None:

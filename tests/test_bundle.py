@@ -1,0 +1,98 @@
+"""Bundles: build, manifest, and refusal of missing, corrupt or mismatched parts."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.bundle import build_bundle, read_manifest
+from engine.errors import BundleError
+from engine.quickstart import spec as world_spec
+from engine.ranking import Ranker, SurfaceSettings, ValueModel, ValueTerm
+
+
+@pytest.fixture
+def bundle_copy(pipeline, tmp_path):
+    path = tmp_path / "bundle"
+    shutil.copytree(pipeline.bundle, path)
+    return str(path)
+
+
+def test_manifest_lists_every_artefact(pipeline):
+    m = read_manifest(pipeline.bundle)
+    assert set(m.artefacts) == {"items", "item_vectors", "index", "candidates", "forest", "users", "user_vectors"}
+    assert m.heads == ["p_click", "p_order"]
+    assert m.model_versions == {"p_click": "t1", "p_order": "t1"}
+    assert list(m.feature_spec.names) == list(pipeline.spec.names)
+    assert sorted(m.surfaces) == ["home", "search", "store"]
+    assert all(len(a.sha256) == 64 for a in m.artefacts.values())
+
+
+def test_missing_artefact(bundle_copy):
+    os.remove(os.path.join(bundle_copy, "index.rei"))
+    with pytest.raises(BundleError, match="index.rei: artefact 'index' is missing"):
+        Ranker.load(bundle_copy)
+
+
+def test_changed_artefact(bundle_copy):
+    path = os.path.join(bundle_copy, "items.arrow")
+    data = bytearray(Path(path).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    Path(path).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="items.arrow: artefact 'items' does not match its SHA-256"):
+        Ranker.load(bundle_copy)
+
+
+def test_truncated_artefact_without_checksums(bundle_copy):
+    path = os.path.join(bundle_copy, "forest.ref")
+    Path(path).write_bytes(Path(path).read_bytes()[:-100])
+    with pytest.raises(BundleError, match="forest.ref: artefact 'forest' has"):
+        Ranker.load(bundle_copy, verify=False)
+
+
+def test_bad_manifest(bundle_copy):
+    path = os.path.join(bundle_copy, "manifest.json")
+    raw = json.loads(Path(path).read_text())
+    raw["format_version"] = 99
+    Path(path).write_text(json.dumps(raw))
+    with pytest.raises(BundleError, match="version 99"):
+        Ranker.load(bundle_copy)
+    Path(path).write_text("{not json")
+    with pytest.raises(BundleError, match="invalid bundle manifest"):
+        Ranker.load(bundle_copy)
+
+
+def test_manifest_inconsistent_with_items(pipeline, bundle_copy):
+    """An item table whose bytes match the manifest but whose row count does not."""
+    from engine.bundle.manifest import describe
+
+    shutil.copyfile(os.path.join(pipeline.logging_bundle, "items.arrow"), os.path.join(bundle_copy, "items.arrow"))
+    m = read_manifest(bundle_copy)
+    m.artefacts["items"] = describe(bundle_copy, "items.arrow")
+    import msgspec
+
+    Path(bundle_copy, "manifest.json").write_bytes(msgspec.json.encode(m))
+    Ranker.load(bundle_copy)  # same item table bytes in both bundles: still consistent
+    m.n_items += 1
+    Path(bundle_copy, "manifest.json").write_bytes(msgspec.json.encode(m))
+    with pytest.raises(BundleError, match="items.arrow: expected"):
+        Ranker.load(bundle_copy)
+
+
+def test_build_refuses_what_does_not_fit(pipeline, tmp_path):
+    world = pipeline.world
+    items = world_spec.items_table(world)
+    common = dict(item_vectors=world.item_vectors, feature_spec=pipeline.spec,
+                  surfaces=world_spec.surfaces(trained=False))
+    with pytest.raises(ValueError, match="price"):
+        build_bundle(tmp_path / "a", items=items.drop_columns(["price"]), **common)
+    with pytest.raises(ValueError, match="item_vectors: expected"):
+        build_bundle(tmp_path / "b", items=items, **{**common, "item_vectors": world.item_vectors[:10]})
+    bad_surface = {"home": SurfaceSettings(value_model=ValueModel(terms=[ValueTerm("x", 1.0, ["p_click"])]))}
+    with pytest.raises(ValueError, match=r"surfaces\['home'\].*p_click"):
+        build_bundle(tmp_path / "c", items=items, **{**common, "surfaces": bad_surface})
+    with pytest.raises(FileExistsError):
+        build_bundle(pipeline.bundle, items=items, **common)
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".bundle-")]  # no temporary leftovers
