@@ -117,7 +117,7 @@ class CandidateLists:
         for name, value in filters.items():
             column = attributes[name][head]
             if isinstance(value, (list, tuple, np.ndarray)):
-                keep &= np.isin(column, np.asarray(value))
+                keep &= (column[:, None] == np.asarray(value)[None, :]).any(axis=1)
             else:
                 keep &= column == value
         return head[keep][:n]

@@ -275,8 +275,16 @@ def _candidates(s: Serving, settings, filters: dict, user_vector, recent: np.nda
     keep = np.zeros(len(rows), dtype=bool)
     keep[first] = True
     if len(recent):
-        keep &= ~np.isin(rows, recent)
+        keep &= ~_member(rows, recent)
     return rows[keep], source[keep], retrieval[keep]
+
+
+def _member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """np.isin for the short lists of a request (recent items, filter values):
+    a broadcast compare, several times faster than isin's sort at these sizes."""
+    if len(of) > 64:
+        return np.isin(values, of)
+    return (values[:, None] == of[None, :]).any(axis=1)
 
 
 def _request_fields(s: Serving, request: RankRequest, user_row: int, user_vector) -> dict:
