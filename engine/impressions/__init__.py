@@ -7,8 +7,9 @@ from engine.impressions.reader import (
     feature_matrix, read_impressions, record, record_components, record_features, to_records,
 )
 from engine.impressions.record import ImpressionRecord
+from engine.impressions.replay import replay_table
 
 __all__ = [
     "ImpressionLogger", "ImpressionRecord", "LoggerStats", "read_impressions", "to_records", "record",
-    "record_features", "record_components", "feature_matrix",
+    "record_features", "record_components", "feature_matrix", "replay_table",
 ]

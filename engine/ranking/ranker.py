@@ -152,7 +152,7 @@ class Ranker:
             cold_start=user_vector is None, bundle_version=s.version, timings_us={},
         )
         if self._logger is not None:
-            self._log(s, request, request_id, user_vector, response, X[index], choice if explore else None)
+            self._log(s, request, request_id, fields, user_vector, response, X[index], choice if explore else None)
         t7 = time.perf_counter_ns()
         response.timings_us = {
             "user": (t1 - t0) / 1e3, "candidates": (t2 - t1) / 1e3, "features": (t3 - t2) / 1e3,
@@ -218,14 +218,17 @@ class Ranker:
                 return (v / norm).astype(np.float32)
         return None
 
-    def _log(self, s: Serving, request: RankRequest, request_id: str, user_vector, response: RankResponse,
-             features: np.ndarray, choice) -> None:
+    def _log(self, s: Serving, request: RankRequest, request_id: str, fields: dict, user_vector,
+             response: RankResponse, features: np.ndarray, choice) -> None:
+        """One record: the request fields as the assembler saw them (context and user
+        attributes, so the log alone rebuilds the features), what was shown and why."""
         from engine.impressions import ImpressionRecord
 
+        fields = {k: v for k, v in fields.items() if k != "user_vector"}
         n = len(response.item_ids)
         self._logger.log(ImpressionRecord(
             request_id=request_id, timestamp_us=time.time_ns() // 1000, user_id=request.user_id,
-            surface=request.surface, context=request.context,
+            surface=request.surface, context=fields,
             user_vector=user_vector, item_ids=response.item_ids,
             positions=np.arange(n, dtype=np.int32), value=response.value, components=response.components,
             features=features, feature_names=s.assembler.names, propensities=response.propensities,
