@@ -23,6 +23,14 @@ def build_info() -> dict:
     return dict(_core.build_info())
 
 
+_PIPELINE = {
+    "Ranker": "engine.ranking", "RankRequest": "engine.ranking", "RankResponse": "engine.ranking",
+    "SurfaceSettings": "engine.ranking", "ValueModel": "engine.ranking", "ValueTerm": "engine.ranking",
+    "RerankPolicy": "engine.ranking", "build_bundle": "engine.bundle", "ImpressionLogger": "engine.impressions",
+    "read_impressions": "engine.impressions", "make_world": "engine.datasets",
+}
+
+
 def __getattr__(name: str):
     # usearch is imported on first use only: its wheel bundles its own C++
     # runtime, and loading it before FAISS makes FAISS crash in
@@ -32,14 +40,19 @@ def __getattr__(name: str):
 
         return UsearchIndex
     # Numba (and torch, for engine.losses.torch_loss) load on first use only.
-    if name in ("losses", "metrics"):
+    if name in ("losses", "metrics", "datasets", "impressions", "bundle", "ranking"):
         import importlib
 
         return importlib.import_module(f"engine.{name}")
+    # The pipeline's entry points, imported on first use (pyarrow IPC, LightGBM paths).
+    if name in _PIPELINE:
+        import importlib
+
+        return getattr(importlib.import_module(_PIPELINE[name]), name)
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
 __all__ = [
     "VectorIndex", "UsearchIndex", "Forest", "compile_forest", "FeatureSpec", "FeatureAssembler",
-    "CorruptFileError", "build_info", "__version__",
+    "CorruptFileError", "build_info", "__version__", *_PIPELINE,
 ]
