@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-CLICK_PARAMS = {"objective": "binary", "learning_rate": 0.08, "num_leaves": 63, "min_data_in_leaf": 50,
+CLICK_PARAMS = {"objective": "binary", "learning_rate": 0.08, "num_leaves": 63, "max_depth": 8, "min_data_in_leaf": 50,
                 "feature_fraction": 0.9, "bagging_fraction": 0.8, "bagging_freq": 1, "verbose": -1}
 ORDER_PARAMS = {**CLICK_PARAMS, "num_leaves": 31, "min_data_in_leaf": 20}
 
