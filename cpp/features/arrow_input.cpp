@@ -122,44 +122,6 @@ std::string describe_format(const char* format) {
 
 // ---- primitive -------------------------------------------------------------
 
-double NullableColumn::number(int64_t r) const {
-  using arrow::ValueType;
-  const int64_t i = first + r;
-  switch (type) {
-    case ValueType::i8: return double(load<int8_t>(values, i));
-    case ValueType::i16: return double(load<int16_t>(values, i));
-    case ValueType::i32: return double(load<int32_t>(values, i));
-    case ValueType::i64: return double(load<int64_t>(values, i));
-    case ValueType::u8: return double(load<uint8_t>(values, i));
-    case ValueType::u16: return double(load<uint16_t>(values, i));
-    case ValueType::u32: return double(load<uint32_t>(values, i));
-    case ValueType::u64: return double(load<uint64_t>(values, i));
-    case ValueType::f32: return double(load<float>(values, i));
-    case ValueType::f64: return load<double>(values, i);
-    case ValueType::boolean: return bit_set(static_cast<const uint8_t*>(values), i) ? 1.0 : 0.0;
-  }
-  return 0.0;
-}
-
-uint64_t NullableColumn::code(int64_t r) const {
-  using arrow::ValueType;
-  const int64_t i = first + r;
-  switch (type) {
-    case ValueType::i8: return uint64_t(int64_t(load<int8_t>(values, i)));
-    case ValueType::i16: return uint64_t(int64_t(load<int16_t>(values, i)));
-    case ValueType::i32: return uint64_t(int64_t(load<int32_t>(values, i)));
-    case ValueType::i64: return uint64_t(load<int64_t>(values, i));
-    case ValueType::u8: return load<uint8_t>(values, i);
-    case ValueType::u16: return load<uint16_t>(values, i);
-    case ValueType::u32: return load<uint32_t>(values, i);
-    case ValueType::u64: return load<uint64_t>(values, i);
-    case ValueType::boolean: return bit_set(static_cast<const uint8_t*>(values), i) ? 1 : 0;
-    case ValueType::f32:
-    case ValueType::f64: break;
-  }
-  return kMissingCode;  // callers only ask integer columns
-}
-
 NullableColumn nullable_column(const ArrowSchema& schema, const ArrowArray& array, int64_t start,
                                int64_t length, bool allow_null_type) {
   NullableColumn col;
@@ -183,28 +145,6 @@ NullableColumn nullable_column(const ArrowSchema& schema, const ArrowArray& arra
 bool is_string_format(const char* format) {
   return std::strcmp(format, "u") == 0 || std::strcmp(format, "U") == 0 ||
          std::strcmp(format, "vu") == 0;
-}
-
-std::string_view StringColumn::get(int64_t r) const {
-  const int64_t i = first + r;
-  switch (layout) {
-    case Layout::offsets32: {
-      const int32_t b = load<int32_t>(offsets_or_views, i), e = load<int32_t>(offsets_or_views, i + 1);
-      return {data + b, size_t(e - b)};
-    }
-    case Layout::offsets64: {
-      const int64_t b = load<int64_t>(offsets_or_views, i), e = load<int64_t>(offsets_or_views, i + 1);
-      return {data + b, size_t(e - b)};
-    }
-    case Layout::views: {
-      const char* view = static_cast<const char*>(offsets_or_views) + i * 16;
-      const int32_t size = load<int32_t>(view, 0);
-      if (size <= 12) return {view + 4, size_t(size)};
-      const int32_t buffer = load<int32_t>(view + 8, 0), offset = load<int32_t>(view + 12, 0);
-      return {view_buffers[buffer] + offset, size_t(size)};
-    }
-  }
-  return {};
 }
 
 StringColumn string_column(const ArrowSchema& schema, const ArrowArray& array, int64_t start,
@@ -268,21 +208,6 @@ StringColumn string_column(const ArrowSchema& schema, const ArrowArray& array, i
 bool is_map_format(const char* format) {
   return std::strcmp(format, "+m") == 0 || std::strcmp(format, "+l") == 0 ||
          std::strcmp(format, "+L") == 0;
-}
-
-MapView MapColumn::get(int64_t r) const {
-  MapView map;
-  if (!valid(r)) return map;
-  const int64_t i = first + r;
-  const int64_t b = offsets64 ? load<int64_t>(offsets, i) : load<int32_t>(offsets, i);
-  const int64_t e = offsets64 ? load<int64_t>(offsets, i + 1) : load<int32_t>(offsets, i + 1);
-  map.size = e - b;
-  if (map.size == 0) return map;
-  map.keys = static_cast<const char*>(keys) + b * 8;
-  map.values = static_cast<const char*>(values) + b * 8;
-  map.value_validity = value_validity;
-  map.value_bit = value_bit + b;
-  return map;
 }
 
 MapColumn map_column(const ArrowSchema& schema, const ArrowArray& array, int64_t start,

@@ -9,6 +9,7 @@
 // read at its parent's offset, a top-level array at 0.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "arrow/c_data.hpp"
@@ -30,8 +31,51 @@ struct NullableColumn {
   bool valid(int64_t r) const {
     return !all_null && (validity == nullptr || bit_set(validity, first + r));
   }
-  double number(int64_t r) const;  // a valid row, as double (bool: 0 / 1)
-  uint64_t code(int64_t r) const;  // a valid row of an integer / bool column (hash.hpp)
+  // Inline: called per logged row and field.
+  double number(int64_t r) const {  // a valid row, as double (bool: 0 / 1)
+    using arrow::ValueType;
+    const int64_t i = first + r;
+    switch (type) {
+      case ValueType::i8: return double(load<int8_t>(values, i));
+      case ValueType::i16: return double(load<int16_t>(values, i));
+      case ValueType::i32: return double(load<int32_t>(values, i));
+      case ValueType::i64: return double(load<int64_t>(values, i));
+      case ValueType::u8: return double(load<uint8_t>(values, i));
+      case ValueType::u16: return double(load<uint16_t>(values, i));
+      case ValueType::u32: return double(load<uint32_t>(values, i));
+      case ValueType::u64: return double(load<uint64_t>(values, i));
+      case ValueType::f32: return double(load<float>(values, i));
+      case ValueType::f64: return load<double>(values, i);
+      case ValueType::boolean: return bit_set(static_cast<const uint8_t*>(values), i) ? 1.0 : 0.0;
+    }
+    return 0.0;
+  }
+  uint64_t code(int64_t r) const {  // a valid row of an integer / bool column (hash.hpp)
+    using arrow::ValueType;
+    const int64_t i = first + r;
+    switch (type) {
+      case ValueType::i8: return uint64_t(int64_t(load<int8_t>(values, i)));
+      case ValueType::i16: return uint64_t(int64_t(load<int16_t>(values, i)));
+      case ValueType::i32: return uint64_t(int64_t(load<int32_t>(values, i)));
+      case ValueType::i64: return uint64_t(load<int64_t>(values, i));
+      case ValueType::u8: return load<uint8_t>(values, i);
+      case ValueType::u16: return load<uint16_t>(values, i);
+      case ValueType::u32: return load<uint32_t>(values, i);
+      case ValueType::u64: return load<uint64_t>(values, i);
+      case ValueType::boolean: return bit_set(static_cast<const uint8_t*>(values), i) ? 1 : 0;
+      case ValueType::f32:
+      case ValueType::f64: break;
+    }
+    return kMissingCode;  // callers only ask integer columns
+  }
+
+ private:
+  template <typename T>
+  static T load(const void* base, int64_t i) {
+    T v;
+    std::memcpy(&v, static_cast<const char*>(base) + i * int64_t(sizeof(T)), sizeof(T));
+    return v;
+  }
 };
 
 // Accepts the null type 'n' too (every row missing) when allow_null_type.
@@ -49,7 +93,29 @@ struct StringColumn {
   const char* const* view_buffers = nullptr; // views layout: the variadic data buffers
 
   bool valid(int64_t r) const { return validity == nullptr || bit_set(validity, first + r); }
-  std::string_view get(int64_t r) const;
+  std::string_view get(int64_t r) const {
+    const int64_t i = first + r;
+    if (layout == Layout::views) {
+      const char* view = static_cast<const char*>(offsets_or_views) + i * 16;
+      int32_t size;
+      std::memcpy(&size, view, 4);
+      if (size <= 12) return {view + 4, size_t(size)};
+      int32_t buffer, offset;
+      std::memcpy(&buffer, view + 8, 4);
+      std::memcpy(&offset, view + 12, 4);
+      return {view_buffers[buffer] + offset, size_t(size)};
+    }
+    int64_t b, e;
+    if (layout == Layout::offsets32) {
+      int32_t o[2];
+      std::memcpy(o, static_cast<const char*>(offsets_or_views) + i * 4, 8);
+      b = o[0], e = o[1];
+    } else {
+      std::memcpy(&b, static_cast<const char*>(offsets_or_views) + i * 8, 8);
+      std::memcpy(&e, static_cast<const char*>(offsets_or_views) + i * 8 + 8, 8);
+    }
+    return {data + b, size_t(e - b)};
+  }
 };
 
 bool is_string_format(const char* format);
@@ -70,7 +136,27 @@ struct MapColumn {
 
   bool valid(int64_t r) const { return validity == nullptr || bit_set(validity, first + r); }
   // Row r's map; a null row gives an empty map (every lookup -> default).
-  MapView get(int64_t r) const;
+  MapView get(int64_t r) const {
+    MapView map;
+    if (!valid(r)) return map;
+    const int64_t i = first + r;
+    int64_t b, e;
+    if (offsets64) {
+      std::memcpy(&b, static_cast<const char*>(offsets) + i * 8, 8);
+      std::memcpy(&e, static_cast<const char*>(offsets) + i * 8 + 8, 8);
+    } else {
+      int32_t o[2];
+      std::memcpy(o, static_cast<const char*>(offsets) + i * 4, 8);
+      b = o[0], e = o[1];
+    }
+    map.size = e - b;
+    if (map.size == 0) return map;
+    map.keys = static_cast<const char*>(keys) + b * 8;
+    map.values = static_cast<const char*>(values) + b * 8;
+    map.value_validity = value_validity;
+    map.value_bit = value_bit + b;
+    return map;
+  }
 };
 
 bool is_map_format(const char* format);

@@ -86,7 +86,6 @@ class Assembler {
             int64_t vector_rows, int64_t dim);
 
   const Plan& plan() const { return plan_; }
-  const RecordLayout& request_layout() const { return plan_.request.raw; }
   int64_t n_items() const { return n_items_; }
   int64_t dim() const { return dim_; }
   size_t n_features() const { return plan_.n_features(); }

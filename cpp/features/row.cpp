@@ -70,7 +70,7 @@ inline void copy_floats(const float* __restrict from, uint32_t count, float* __r
   for (; k < count; ++k) to[k] = from[k];
 }
 
-// dot_fixed's body, inlined into the row loop (the public one is a PLT call).
+// The dot product in the order row.hpp defines (GCC vectorises the lanes).
 inline float dot8(const float* a, const float* b, int64_t dim) {
   float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
   int64_t j = 0;
@@ -81,8 +81,6 @@ inline float dot8(const float* a, const float* b, int64_t dim) {
 }
 
 }  // namespace
-
-float dot_fixed(const float* a, const float* b, int64_t dim) { return dot8(a, b, dim); }
 
 void derive(const SidePlan& side, const uint64_t* raw, uint64_t* words, float* floats) {
   const uint32_t masks = side.code_masks();

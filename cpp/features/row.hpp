@@ -34,7 +34,7 @@ struct RowInput {
 //   cross    reduce_to(mix64(XOR_i cross_term(code_i, i)), buckets)
 //   match    1 when both codes are present and equal, else 0
 //   lookup   the request map's value for the item's key; absent / null / NaN -> default
-//   dot      dot_fixed(user, item); missing user vector -> 0
+//   dot      sum_j user[j] * item[j] in one fixed order; missing user vector -> 0
 void derive(const SidePlan& side, const uint64_t* raw, uint64_t* words, float* floats);
 
 // Writes rows[i]'s plan.n_features() floats, in spec order, to out + i *
@@ -45,9 +45,8 @@ void derive(const SidePlan& side, const uint64_t* raw, uint64_t* words, float* f
 constexpr size_t kRowBlock = 64;
 void assemble_rows(const Plan& plan, int64_t dim, const RowInput* rows, size_t n, float* out);
 
-// sum_j a[j] * b[j] in one fixed order, the same on every path and build:
-// lane k = j % 8 accumulates its products in increasing j (float32, no FMA),
-// then ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
-float dot_fixed(const float* a, const float* b, int64_t dim);
+// The dot product's order, the same on every path and build: lane k = j % 8
+// accumulates its float32 products in increasing j (multiply, then add: no
+// FMA), then ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
 
 }  // namespace engine::features

@@ -43,9 +43,9 @@ changes, so logs and bundles can say which spec produced a row.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
-from typing import Union
 
 import msgspec
 
@@ -154,7 +154,7 @@ class Bucket(_Feature, tag="bucket"):
         bounds = tuple(self._number(b, "boundaries") for b in self.boundaries)
         if not bounds:
             raise ValueError(f"{self._where()}: boundaries must not be empty")
-        if any(not a < b for a, b in zip(bounds, bounds[1:])):
+        if any(not a < b for a, b in itertools.pairwise(bounds)):
             raise ValueError(f"{self._where()}: boundaries must be strictly increasing, got {list(bounds)}")
         _set(self, "boundaries", bounds)
         _set(self, "default", self._number(self.default, "default"))
@@ -238,7 +238,7 @@ class Match(_Feature, tag="match"):
         _set(self, "sources", self._source_list(self.sources, 2, exact=True))
 
 
-Feature = Union[Numeric, Bucket, Hashed, Cross, Dot, Lookup, Match]
+Feature = Numeric | Bucket | Hashed | Cross | Dot | Lookup | Match
 KINDS = {cls.__struct_config__.tag: cls for cls in (Numeric, Bucket, Hashed, Cross, Dot, Lookup, Match)}
 
 
