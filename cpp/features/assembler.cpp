@@ -1,8 +1,6 @@
-// GCC would turn the per-row loops on a few words back into memset / memcpy
-// calls (record.hpp, clear_record, says why those are slow at these sizes).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-tree-loop-distribute-patterns")
-#endif
+// cpp/CMakeLists.txt stops GCC turning the per-row loops on a few words back
+// into memset / memcpy calls (record.hpp, clear_record, says why those are
+// slow at these sizes).
 
 #include "features/assembler.hpp"
 

@@ -1,13 +1,8 @@
 // The float rounding here is the contract (row.hpp): no contraction of
-// a * b + c into an FMA, whatever the target. x86-64 builds of rank_core have
-// no FMA at baseline, so this only matters on targets that do (arm64).
-// GCC would also turn the short per-row copies into memmove calls, which cost
-// more than the copies (runs are 1 to ~30 floats).
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off", "no-tree-loop-distribute-patterns")
-#endif
+// a * b + c into an FMA, whatever the target. cpp/CMakeLists.txt builds this
+// file with -ffp-contract=off (x86-64 has no FMA at baseline, so this only
+// matters on targets that do, like arm64) and without GCC's rewriting of the
+// short per-row copies into memmove calls, which cost more than the copies.
 #include <cstring>
 
 #include "features/row.hpp"
