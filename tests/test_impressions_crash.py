@@ -21,7 +21,9 @@ TESTS = pathlib.Path(__file__).resolve().parent
 
 def run_python(code: str, *args: str, **kw) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=env,
+    # -P: the child imports the installed engine, not the checkout's source
+    # folder in the working directory (which has no compiled core).
+    return subprocess.Popen([sys.executable, "-P", "-c", textwrap.dedent(code), *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
