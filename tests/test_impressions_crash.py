@@ -20,9 +20,11 @@ TESTS = pathlib.Path(__file__).resolve().parent
 
 
 def run_python(code: str, *args: str, **kw) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    # -P: the child imports the installed engine, not the checkout's source
-    # folder in the working directory (which has no compiled core).
+    # The child must import the installed engine, not the checkout's source
+    # folder (no compiled core): -P keeps the working directory off sys.path,
+    # and so must PYTHONPATH (an empty entry there means the working directory).
+    paths = [str(TESTS), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
     return subprocess.Popen([sys.executable, "-P", "-c", textwrap.dedent(code), *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
