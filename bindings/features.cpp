@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "arrow/stream.hpp"
+#include "bindings/arrow_capsules.hpp"
 #include "bindings/convert.hpp"
 #include "features/assembler.hpp"
 #include "features/hash.hpp"
@@ -41,40 +42,19 @@ struct ArrowInput {
   std::vector<const ArrowArray*> chunks;
 };
 
-template <typename T>
-T* capsule_pointer(const py::handle& capsule, const char* name) {
-  if (!PyCapsule_IsValid(capsule.ptr(), name))
-    throw py::type_error(std::string("the Arrow PyCapsule protocol must give a capsule named '") +
-                         name + "'");
-  void* pointer = PyCapsule_GetPointer(capsule.ptr(), name);
-  if (pointer == nullptr) throw py::error_already_set();
-  return static_cast<T*>(pointer);
-}
-
 // A record batch (__arrow_c_array__) is one chunk; a table, data frame or
 // reader (__arrow_c_stream__) is read to its end, with the GIL held.
 std::unique_ptr<ArrowInput> arrow_input(const py::handle& obj, const char* what) {
   auto in = std::make_unique<ArrowInput>();
-  if (py::hasattr(obj, "__arrow_c_array__")) {
-    py::object result = obj.attr("__arrow_c_array__")();
-    if (!py::isinstance<py::tuple>(result) || py::len(result) != 2)
-      throw py::type_error("__arrow_c_array__ must return a (schema, array) pair of capsules");
-    auto pair = py::reinterpret_borrow<py::tuple>(result);
-    in->schema = capsule_pointer<ArrowSchema>(pair[0], "arrow_schema");
-    in->chunks.push_back(capsule_pointer<ArrowArray>(pair[1], "arrow_array"));
-    in->owner = std::move(result);
-  } else if (py::hasattr(obj, "__arrow_c_stream__")) {
-    py::object capsule = obj.attr("__arrow_c_stream__")();
-    auto* stream = capsule_pointer<ArrowArrayStream>(capsule, "arrow_array_stream");
-    in->owner = std::move(capsule);
-    in->stream = arrow::read_stream(*stream);
+  Exported e = export_arrow(obj, what);
+  in->owner = std::move(e.owner);
+  in->schema = e.schema;
+  if (e.array) {
+    in->chunks.push_back(e.array);
+  } else {
+    in->stream = arrow::read_stream(*e.stream);
     in->schema = in->stream.schema.operator->();
     for (auto& chunk : in->stream.chunks) in->chunks.push_back(chunk.get());
-  } else {
-    throw py::type_error(std::string(what) +
-                         ": expected an Arrow table, record batch or stream (an object with "
-                         "__arrow_c_array__ or __arrow_c_stream__: pyarrow, polars, ...), got " +
-                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
   }
   return in;
 }

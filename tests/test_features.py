@@ -671,7 +671,7 @@ def test_items_missing_or_wrong_column_names_column_and_feature(small):
     cat = pa.array(["a", "b"]).dictionary_encode()
     with pytest.raises(TypeError, match="dictionary"):
         FeatureAssembler(FeatureSpec([Hashed("h", "item.cat", 3)]), pa.table({"cat": cat}))
-    with pytest.raises(TypeError, match="items: expected an Arrow table"):
+    with pytest.raises(TypeError, match="items: expected an Arrow"):
         FeatureAssembler(small["spec"], {"price": [1.0]}, small["vectors"])
     with pytest.raises(TypeError, match="spec: expected a FeatureSpec"):
         FeatureAssembler([Numeric("p", "item.price")], item_table(small["items"]))
@@ -795,7 +795,7 @@ def test_offline_threads_and_input_type(small):
     asm = small["asm"]
     with pytest.raises(ValueError, match="threads"):
         asm.assemble_offline(pa.table(good_offline()), threads=0)
-    with pytest.raises(TypeError, match="table: expected an Arrow table"):
+    with pytest.raises(TypeError, match="table: expected an Arrow"):
         asm.assemble_offline({"item_row": [1]})
     with pytest.raises(TypeError, match="table: expected a struct"):
         asm.assemble_offline(pa.array([1, 2]))
