@@ -133,8 +133,11 @@ class Ranker:
         policy = settings.rerank
         explore = policy.temperature > 0 if request.explore is None else bool(request.explore)
         seed = request.seed if request.seed is not None else random.getrandbits(64)
+        # Gather the rule columns only for the rules in force (~30 us for 500 rows).
+        merchant = s.columns["merchant_id"][rows] if policy.max_per_merchant else None
+        category = s.columns["category_id"][rows] if policy.max_per_category or policy.category_decay != 1.0 else None
         index, choice, propensity = _core.rerank(
-            value, None, s.columns["merchant_id"][rows], s.columns["category_id"][rows], k,
+            value, None, merchant, category, k,
             policy.max_per_merchant, policy.max_per_category, policy.category_decay,
             policy.temperature if explore else 0.0, policy.explore_window,
             policy.propensity_samples, seed & 0xFFFFFFFFFFFFFFFF)
