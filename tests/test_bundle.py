@@ -96,3 +96,25 @@ def test_build_refuses_what_does_not_fit(pipeline, tmp_path):
     with pytest.raises(FileExistsError):
         build_bundle(pipeline.bundle, items=items, **common)
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".bundle-")]  # no temporary leftovers
+
+
+def test_with_surfaces_reuses_artefacts(pipeline, tmp_path):
+    import msgspec
+
+    from engine.bundle import with_surfaces
+    from engine.ranking import ValueModel, ValueTerm
+
+    surfaces = world_spec.surfaces(trained=True)
+    surfaces["home"] = msgspec.structs.replace(
+        surfaces["home"], value_model=ValueModel(terms=[ValueTerm("order", 1.0, ["p_click", "p_order"])]))
+    out = with_surfaces(pipeline.bundle, tmp_path / "v2", surfaces)
+    old, new = read_manifest(pipeline.bundle), read_manifest(out)
+    assert new.bundle_version != old.bundle_version
+    assert new.artefacts == old.artefacts and new.surfaces["home"].value_model.terms[0].name == "order"
+    with Ranker.load(out) as ranker:
+        assert ranker.bundle_version == new.bundle_version
+    bad = {"home": msgspec.structs.replace(surfaces["home"], value_model=ValueModel(
+        terms=[ValueTerm("x", 1.0, ["p_view"])]))}
+    with pytest.raises(ValueError, match=r"surfaces\['home'\].*p_view"):
+        with_surfaces(pipeline.bundle, tmp_path / "v3", bad)
+    assert not (tmp_path / "v3").exists()

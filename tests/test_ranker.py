@@ -177,3 +177,42 @@ def test_swap_to_a_bad_bundle_keeps_serving(pipeline, tmp_path):
         ranker.swap(tmp_path)
     assert ranker.bundle_version == version
     ranker.rank(rank_request(pipeline.requests[0]))
+
+
+def test_first_phase_keeps_the_best_candidates_for_the_heads(pipeline, tmp_path):
+    """With rerank_count = k and no rules, the shown items are exactly the k best by the
+    first-phase model (here the retrieval score), whatever the heads say."""
+    import msgspec
+
+    from engine.bundle import with_surfaces
+    from engine.quickstart import spec as world_spec
+    from engine.ranking import RerankPolicy, ValueModel, ValueTerm
+
+    by_retrieval = ValueModel(terms=[ValueTerm("retrieval", 1.0, ["retrieval_score"])])
+    trained = world_spec.surfaces(trained=True)
+    two_phase = {name: msgspec.structs.replace(s, first_phase=by_retrieval, rerank_count=20, rerank=RerankPolicy())
+                 for name, s in trained.items()}
+    plain = {name: msgspec.structs.replace(s, value_model=by_retrieval, rerank=RerankPolicy())
+             for name, s in trained.items()}
+    a = with_surfaces(pipeline.bundle, tmp_path / "two_phase", two_phase)
+    b = with_surfaces(pipeline.bundle, tmp_path / "plain", plain)
+    with Ranker.load(a) as two, Ranker.load(b) as one:
+        for r in pipeline.requests[:20]:
+            req = rank_request(r, explore=False)
+            x, y = two.rank(req), one.rank(req)
+            assert set(x.item_ids.tolist()) == set(y.item_ids.tolist())
+            assert "p_click" in x.components  # the heads still ran, on the 20 kept
+
+
+def test_first_phase_cannot_read_heads(pipeline, tmp_path):
+    from engine.bundle import build_bundle
+    from engine.quickstart import spec as world_spec
+    from engine.ranking import SurfaceSettings, ValueModel, ValueTerm
+
+    world = pipeline.world
+    bad = {"home": SurfaceSettings(value_model=ValueModel(terms=[ValueTerm("c", 1.0, ["p_click"])]),
+                                   first_phase=ValueModel(terms=[ValueTerm("c", 1.0, ["p_click"])]),
+                                   rerank_count=50)}
+    with pytest.raises(ValueError, match=r"first_phase.*p_click"):
+        build_bundle(tmp_path / "b", items=world_spec.items_table(world), item_vectors=world.item_vectors,
+                     feature_spec=pipeline.spec, surfaces=bad, models=pipeline.bundle + "/forest.ref")

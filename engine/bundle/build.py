@@ -177,6 +177,8 @@ def build_bundle(
         available = set(heads) | set(items.column_names)
         for name, s in surfaces.items():
             s.value_model.check(available, f"surfaces[{name!r}]")
+            if s.first_phase is not None:  # runs before the heads: item columns only
+                s.first_phase.check(set(items.column_names), f"surfaces[{name!r}].first_phase")
         manifest = Manifest(
             format=FORMAT, format_version=FORMAT_VERSION, bundle_version=uuid.uuid4().hex[:12],
             created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -187,6 +189,58 @@ def build_bundle(
         )
         with open(os.path.join(tmp, MANIFEST), "wb") as f:
             f.write(msgspec.json.format(msgspec.json.encode(manifest)))
+            f.flush()
+            os.fsync(f.fileno())
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def with_surfaces(bundle: str | os.PathLike, out: str | os.PathLike,
+                  surfaces: Mapping[str, SurfaceSettings], *, overwrite: bool = False) -> str:
+    """A new bundle (new version) with the artefacts of ``bundle`` and other surface settings.
+
+    Re-weighting a value model, changing the re-rank rules or the candidate
+    counts needs no new index, forest or item table: the artefacts are
+    hard-linked (copied where the file system cannot link) and only the
+    manifest is written anew, after the settings are checked against the
+    bundle's heads and item columns.
+    """
+    from engine.bundle.manifest import read_manifest, verify_artefacts
+
+    bundle, out = os.fspath(bundle), os.fspath(out)
+    if os.path.exists(out) and not overwrite:
+        raise FileExistsError(f"out: {out} exists (pass overwrite=True to replace it)")
+    manifest = read_manifest(bundle)
+    verify_artefacts(bundle, manifest, checksums=False)
+    surfaces = dict(surfaces)
+    if not surfaces:
+        raise ValueError("surfaces: needs at least one surface")
+    with pa.memory_map(os.path.join(bundle, manifest.artefacts["items"].path)) as source:
+        columns = set(pa.ipc.open_file(source).schema.names)
+    for name, s in surfaces.items():
+        s.value_model.check(set(manifest.heads) | columns, f"surfaces[{name!r}]")
+        if s.first_phase is not None:
+            s.first_phase.check(columns, f"surfaces[{name!r}].first_phase")
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".bundle-", dir=parent)
+    try:
+        for a in manifest.artefacts.values():
+            src, dst = os.path.join(bundle, a.path), os.path.join(tmp, a.path)
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copyfile(src, dst)
+        new = msgspec.structs.replace(
+            manifest, surfaces=surfaces, bundle_version=uuid.uuid4().hex[:12],
+            created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        with open(os.path.join(tmp, MANIFEST), "wb") as f:
+            f.write(msgspec.json.format(msgspec.json.encode(new)))
             f.flush()
             os.fsync(f.fileno())
         if os.path.exists(out):

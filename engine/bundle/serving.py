@@ -100,6 +100,8 @@ class Serving:
         wanted = set(manifest.filter_columns) | {"merchant_id", "category_id"}
         for s in manifest.surfaces.values():
             wanted |= s.value_model.factors - set(manifest.heads) - {RETRIEVAL_SCORE}
+            if s.first_phase is not None:
+                wanted |= s.first_phase.factors - {RETRIEVAL_SCORE}
         missing = sorted(wanted - set(items.column_names))
         if missing:
             raise BundleError(f"{path['items']}: columns {missing} are missing")

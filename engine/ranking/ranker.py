@@ -109,6 +109,8 @@ class Ranker:
         t1 = time.perf_counter_ns()
 
         rows, source, retrieval = _candidates(s, settings, filters, user_vector, recent)
+        if settings.first_phase is not None and 0 < settings.rerank_count < len(rows):
+            rows, source, retrieval = _first_phase(s, settings, rows, source, retrieval)
         t2 = time.perf_counter_ns()
 
         fields = _request_fields(s, request, user_row, user_vector)
@@ -291,6 +293,17 @@ def _member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
     if len(of) > 64:
         return np.isin(values, of)
     return (values[:, None] == of[None, :]).any(axis=1)
+
+
+def _first_phase(s: Serving, settings, rows: np.ndarray, source: np.ndarray, retrieval: np.ndarray):
+    """Keep the ``rerank_count`` best candidates by the surface's cheap first-phase
+    model (retrieval score and item columns), in candidate order, for the heads."""
+    factors = {RETRIEVAL_SCORE: retrieval}
+    for name in settings.first_phase.factors - factors.keys():
+        factors[name] = s.columns[name][rows]
+    score, _ = settings.first_phase.evaluate(factors)
+    keep = np.sort(np.argpartition(-score, settings.rerank_count - 1)[: settings.rerank_count])
+    return rows[keep], source[keep], retrieval[keep]
 
 
 def _request_fields(s: Serving, request: RankRequest, user_row: int, user_vector) -> dict:

@@ -44,6 +44,13 @@ class SurfaceSettings(msgspec.Struct, kw_only=True, frozen=True):
     ``new_item_candidates``: the newest items without embeddings in scope,
     so new listings get shown before they have a vector. ``ann_ef``: the
     index's recall knob (None: its default).
+
+    Two-phase ranking (as Vespa's first-phase / second-phase with
+    ``rerank-count``): with ``first_phase`` set and ``rerank_count`` > 0, a
+    cheap blend of ``retrieval_score`` and item columns (no heads) scores
+    every candidate and only the best ``rerank_count`` go on to features,
+    heads and the value model. The heads' cost, most of a request's, falls
+    in proportion; items the first phase drops cannot be shown.
     """
 
     value_model: ValueModel
@@ -53,10 +60,12 @@ class SurfaceSettings(msgspec.Struct, kw_only=True, frozen=True):
     popular_candidates: int = 100
     new_item_candidates: int = 20
     ann_ef: int | None = None
+    first_phase: ValueModel | None = None
+    rerank_count: int = 0
 
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ValueError(f"k: expected >= 1, got {self.k}")
-        for name in ("ann_candidates", "popular_candidates", "new_item_candidates"):
+        for name in ("ann_candidates", "popular_candidates", "new_item_candidates", "rerank_count"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
