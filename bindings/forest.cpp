@@ -92,7 +92,7 @@ py::array_t<float> output_for(const Forest& f, size_t n) {
 }
 
 py::array_t<float> predict(const Forest& f, const py::handle& X, bool raw, int threads,
-                           const trees::EvalKernels* kernels) {
+                           const trees::EvalKernels* kernels, size_t tree_begin = 0, size_t tree_end = SIZE_MAX) {
   auto x = require_array<float>(X, "X", 2);
   if (size_t(x.shape(1)) != f.n_features())
     throw py::value_error("X: expected " + std::to_string(f.n_features()) + " features per row, got " +
@@ -102,7 +102,7 @@ py::array_t<float> predict(const Forest& f, const py::handle& X, bool raw, int t
   float* o = out.mutable_data();
   const float* data = x.data();
   py::gil_scoped_release release;
-  f.predict(data, n, f.n_features(), raw, threads, o, kernels);
+  f.predict(data, n, f.n_features(), raw, threads, o, kernels, tree_begin, tree_end);
   return out;
 }
 
@@ -114,12 +114,19 @@ void bind_forest(py::module_& m) {
       .def("predict", [](const Forest& f, const py::handle& X, bool raw, int threads) {
         return predict(f, X, raw, threads, nullptr);
       }, py::arg("X"), py::arg("raw"), py::arg("threads") = 1)
+      // Raw scores from trees [tree_begin, tree_end) only (a head's first trees).
+      .def("predict_trees", [](const Forest& f, const py::handle& X, size_t tree_begin, size_t tree_end,
+                               int threads) {
+        return predict(f, X, true, threads, nullptr, tree_begin, tree_end);
+      }, py::arg("X"), py::arg("tree_begin"), py::arg("tree_end"), py::arg("threads") = 1)
       // Test hook: the same with one SIMD level's kernel.
-      .def("predict_level", [](const Forest& f, const std::string& level, const py::handle& X, bool raw) {
+      .def("predict_level", [](const Forest& f, const std::string& level, const py::handle& X, bool raw,
+                               size_t tree_begin, size_t tree_end) {
         const trees::EvalKernels* k = trees::eval_for(level.c_str());
         if (!k) throw py::value_error("level '" + level + "' is unknown or not runnable here");
-        return predict(f, X, raw, 1, k);
-      })
+        return predict(f, X, raw, 1, k, tree_begin, tree_end);
+      }, py::arg("level"), py::arg("X"), py::arg("raw"), py::arg("tree_begin") = 0,
+         py::arg("tree_end") = SIZE_MAX)
       .def("predict_columns", [](const Forest& f, const py::list& columns, size_t n, bool raw, int threads) {
         if (size_t(py::len(columns)) != f.n_features())
           throw py::value_error("columns: expected one per feature");

@@ -133,6 +133,25 @@ def _stages(doc) -> list[str]:
             *table(["stage", "engine", "glued"], [[s, *STAGE_TEXT[s]] for s in STAGE_ROWS[:-2]]), ""]
 
 
+def _two_phase(doc) -> list[str]:
+    t = doc.get("two_phase")
+    if not t:
+        return []
+    e, g, w = doc["latency"]["engine"]["summary"], doc["latency"]["glued"]["summary"], t["summary"]
+    rows = [[s, _us(w[s]["p50"]), _us(w[s]["p99"]), _us(e[s]["p50"]), _x(g[s]["p50"], w[s]["p50"]),
+             _x(g[s]["p99"], w[s]["p99"])] for s in ("candidates", "features", "heads", "total", "wall")]
+    return [f"## Two-phase engine: first phase keeps {t['rerank_count']} candidates for the heads", "",
+            "The same bundle with `SurfaceSettings(first_phase=retrieval score, rerank_count="
+            f"{t['rerank_count']})` (`engine.bundle.with_surfaces`), measured right after the runs above on the "
+            "same requests. The glued stack still scores every candidate: the ratios compare configurations, "
+            "not the same work.", "",
+            *table(["stage", "two-phase p50", "two-phase p99", "one-phase p50", "glued ÷ two-phase p50",
+                    "glued ÷ two-phase p99"], rows), "",
+            f"Quality on {t['quality_requests']} of the requests: top-{doc['params'].get('k', 20)} overlap with the "
+            f"one-phase engine {t['overlap_with_one_phase']:.3f}; the world's true relevance summed over the shown "
+            f"items {t['relevance_two_phase']:.4f} (two-phase) vs {t['relevance_one_phase']:.4f} (one phase).", ""]
+
+
 def _throughput(doc) -> list[str]:
     tp = doc["throughput"]
     rows = []
@@ -226,7 +245,8 @@ def _notes(doc) -> list[str]:
 
 
 def render_markdown(doc) -> str:
-    parts = _header(doc) + _summary(doc) + _stages(doc) + _throughput(doc) + _agreement(doc) + _notes(doc)
+    parts = (_header(doc) + _summary(doc) + _stages(doc) + _two_phase(doc) + _throughput(doc) + _agreement(doc)
+             + _notes(doc))
     return "\n".join(parts).rstrip() + "\n"
 
 

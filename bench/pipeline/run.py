@@ -143,6 +143,31 @@ def percentiles(values) -> dict:
             "mean": float(a.mean()), "max": float(a.max())}
 
 
+def measure_two_phase(two_phase, requests: list, block: int, raw: list, world, one_phase) -> dict:
+    """Latency of the two-phase engine (single thread) and what it costs in quality: the
+    world's true relevance of the shown items, and top-k overlap with the one-phase engine."""
+    stages = {s: [] for s in STAGES}
+    wall, overlap, rel_two, rel_one = [], [], [], []
+    for rq in requests:
+        t = time.perf_counter()
+        resp = two_phase.rank(rq)
+        wall.append((time.perf_counter() - t) * 1e6)
+        for s in STAGES:
+            stages[s].append(resp.timings_us[s])
+    for rq, r in zip(requests[:block * 4], raw[:block * 4]):
+        a, b = two_phase.rank(rq), one_phase.rank(rq)
+        overlap.append(len(set(a.item_ids.tolist()) & set(b.item_ids.tolist())) / max(len(b.item_ids), 1))
+        for resp, out in ((a, rel_two), (b, rel_one)):
+            ids = np.full((1, workload.K), np.uint64(2**64 - 1), dtype=np.uint64)
+            ids[0, :len(resp.item_ids)] = resp.item_ids[:workload.K]
+            out.append(float(world.request_relevance([r], ids).sum()))
+    summary = {s: percentiles(v) for s, v in stages.items()}
+    summary["wall"] = percentiles(wall)
+    return {"summary": summary, "rerank_count": workload.RERANK_COUNT, "quality_requests": len(overlap),
+            "overlap_with_one_phase": float(np.mean(overlap)),
+            "relevance_two_phase": float(np.mean(rel_two)), "relevance_one_phase": float(np.mean(rel_one))}
+
+
 def measure_latency(ranker, glued: GluedStack, requests: list, block: int) -> dict:
     """Single-threaded latency, engine and glued alternating in blocks of ``block`` requests."""
     out = {name: {"stages": {s: [] for s in STAGES}, "wall": []} for name in ("engine", "glued")}
@@ -226,7 +251,8 @@ def main(argv=None) -> int:
     keys = workload.ItemKeys.of(prep.items)
     convert = lambda raw: [workload.to_rank_request(prep.world, r, keys) for r in raw]  # noqa: E731
     warmup = convert(prep.world.sample_requests(params.warmup, seed=params.seed + 1000))
-    requests = convert(prep.world.sample_requests(params.requests, seed=params.seed + 2000))
+    raw_requests = prep.world.sample_requests(params.requests, seed=params.seed + 2000)
+    requests = convert(raw_requests)
     checks = convert(prep.world.sample_requests(params.check_requests, seed=params.seed + 3000))
 
     t = time.perf_counter()
@@ -258,6 +284,18 @@ def main(argv=None) -> int:
             s = latency[rt]["summary"]
             log(f"{rt}: wall p50 {s['wall']['p50']:,.0f} µs, p99 {s['wall']['p99']:,.0f} µs")
 
+        from engine.bundle import with_surfaces
+
+        two_phase_bundle = with_surfaces(prep.bundle, os.path.join(log_dir, "two-phase"),
+                                         workload.two_phase_surfaces())
+        with Ranker.load(two_phase_bundle, logger=logger) as two_phase:
+            for rq in warmup:
+                two_phase.rank(rq)
+            log(f"two-phase engine (rerank_count {workload.RERANK_COUNT}): {len(requests)} requests")
+            two = measure_two_phase(two_phase, requests, args.block, raw_requests, prep.world, ranker)
+        log(f"two-phase: wall p50 {two['summary']['wall']['p50']:,.0f} µs, p99 {two['summary']['wall']['p99']:,.0f} "
+            f"µs; overlap with one phase {two['overlap_with_one_phase']:.3f}")
+
         repeats = {"engine": 3, "glued": 1 if not args.quick else 2}
         log(f"throughput: {THREADS} threads, batches of {args.batch}")
         throughput = measure_throughput(ranker, glued, requests, args.batch, repeats)
@@ -274,7 +312,8 @@ def main(argv=None) -> int:
         "workload": report.describe_workload(prep),
         "setup_s": {"engine_load": engine_load_s, "glued_setup": glued_setup_s},
         "settings": {"block": args.block, "batch": args.batch, "threads": THREADS, "repeats": repeats},
-        "agreement": agreement, "latency": latency, "throughput": throughput, "engine_log": log_stats,
+        "agreement": agreement, "latency": latency, "two_phase": two, "throughput": throughput,
+        "engine_log": log_stats,
     }
     json_path = workload.RESULTS_DIR / f"{name}.json"
     json_path.write_text(json.dumps(doc, indent=1, default=float))

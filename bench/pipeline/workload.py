@@ -226,6 +226,21 @@ def surfaces(*, trained: bool) -> dict:
     return {s: settings for s in ("home", "search", "store")}
 
 
+RERANK_COUNT = 150  # the two-phase variant: candidates the first phase keeps for the heads
+
+
+def two_phase_surfaces() -> dict:
+    """The same surfaces with a first phase (the retrieval score) keeping RERANK_COUNT
+    candidates for features, heads and the value model (Vespa's first / second phase)."""
+    import msgspec
+
+    from engine.ranking import ValueModel, ValueTerm
+
+    first = ValueModel(terms=[ValueTerm("retrieval", 1.0, ["retrieval_score"])])
+    return {name: msgspec.structs.replace(s, first_phase=first, rerank_count=RERANK_COUNT)
+            for name, s in surfaces(trained=True).items()}
+
+
 # -- requests -------------------------------------------------------------------
 @dataclass
 class ItemKeys:

@@ -13,9 +13,10 @@ namespace engine::trees {
 struct EvalKernels {
   simd::Level level;
   const char* name;
-  // acc (n x n_outputs, initialised to the base scores) += every tree's leaf
-  // values for rows X[i * stride ...], in tree order per row.
-  void (*accumulate)(const Forest& f, const float* X, size_t n, size_t stride, double* acc);
+  // acc (n x n_outputs, initialised to the base scores) += the leaf values of
+  // trees [tree_begin, tree_end) for rows X[i * stride ...], in tree order per row.
+  void (*accumulate)(const Forest& f, const float* X, size_t n, size_t stride, double* acc,
+                     size_t tree_begin, size_t tree_end);
 };
 
 const EvalKernels& active_eval();

@@ -237,11 +237,15 @@ void Forest::run_chunks(size_t n, bool raw, int threads, float* out, Fill fill) 
 }
 
 void Forest::predict(const float* X, size_t n, size_t stride, bool raw, int threads, float* out,
-                     const EvalKernels* kernels) const {
+                     const EvalKernels* kernels, size_t tree_begin, size_t tree_end) const {
   if (stride < n_features_) throw ValueError("X: rows are shorter than the model's features");
+  tree_end = std::min(tree_end, trees_.size());
+  if (tree_begin > tree_end)
+    throw ValueError("trees: expected 0 <= begin <= end <= " + std::to_string(trees_.size()) + ", got begin " +
+                     std::to_string(tree_begin));
   const EvalKernels& k = kernels ? *kernels : active_eval();
   run_chunks(n, raw, threads, out, [&](size_t r0, size_t m, double* acc) {
-    k.accumulate(*this, X + r0 * stride, m, stride, acc);
+    k.accumulate(*this, X + r0 * stride, m, stride, acc, tree_begin, tree_end);
   });
 }
 
@@ -257,7 +261,7 @@ void Forest::predict_columns(const float* const* columns, size_t n, bool raw, in
       for (size_t r = 0; r < m; ++r)
         rows[r * nf + j] = col ? col[r0 + r] : std::numeric_limits<float>::quiet_NaN();
     }
-    k.accumulate(*this, rows.data(), m, nf, acc);
+    k.accumulate(*this, rows.data(), m, nf, acc, 0, trees_.size());
   });
 }
 

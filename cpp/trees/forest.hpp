@@ -132,8 +132,11 @@ class Forest {
   // out: n x n_outputs float32. Rows are row-major with `stride` floats each
   // (at least n_features). raw=false applies each head's transform.
   // `kernels` (tests) picks a level; by default the process's active one.
+  // [tree_begin, tree_end): only these trees (global order, head after head)
+  // add to the base scores, e.g. a boosted head's first trees as a cheap
+  // first-phase model; by default all.
   void predict(const float* X, size_t n, size_t stride, bool raw, int threads, float* out,
-               const EvalKernels* kernels = nullptr) const;
+               const EvalKernels* kernels = nullptr, size_t tree_begin = 0, size_t tree_end = SIZE_MAX) const;
   // The same from one float32 column per feature (nullptr: all missing),
   // transposed into row blocks on the way.
   void predict_columns(const float* const* columns, size_t n, bool raw, int threads,

@@ -196,21 +196,21 @@ inline void walk_pairs(const Forest& f, const int32_t* K, size_t t0, size_t t1, 
     for (size_t r = r0; r < n; ++r, ++l) add_leaf(f, trees[ti], at[l], acc + r * n_out);
 }
 
-// One encoded block of n <= kRowBlock rows, every tree, in tree order per row.
-inline void accumulate_block(const Forest& f, const int32_t* K, size_t n, double* acc) {
+// One encoded block of n <= kRowBlock rows, trees [tb, te), in tree order per row.
+inline void accumulate_block(const Forest& f, const int32_t* K, size_t n, double* acc, size_t tb, size_t te) {
   const TreeInfo* trees = f.trees();
-  const size_t n_trees = f.n_trees(), n_out = f.n_outputs();
+  const size_t n_out = f.n_outputs();
   if (n < size_t(kLanes)) {
     // Few rows: lanes over groups of consecutive trees.
     const size_t per_group = std::max<size_t>(1, kPairLanes / n);
-    for (size_t t0 = 0; t0 < n_trees; t0 += per_group)
-      walk_pairs(f, K, t0, std::min(n_trees, t0 + per_group), 0, n, acc);
+    for (size_t t0 = tb; t0 < te; t0 += per_group)
+      walk_pairs(f, K, t0, std::min(te, t0 + per_group), 0, n, acc);
     return;
   }
   uint32_t at[kRowBlock], row[kRowBlock], still[kRowBlock];
   const Node* nodes = f.nodes();
   const size_t full = n - n % kLanes;
-  for (size_t ti = 0; ti < n_trees; ++ti) {
+  for (size_t ti = tb; ti < te; ++ti) {
     const TreeInfo& t = trees[ti];
     for (size_t r = 0; r < full; r += kLanes) {
       if (t.top) {
@@ -250,13 +250,14 @@ inline void accumulate_block(const Forest& f, const int32_t* K, size_t n, double
   }
 }
 
-inline void accumulate(const Forest& f, const float* X, size_t n, size_t stride, double* acc) {
+inline void accumulate(const Forest& f, const float* X, size_t n, size_t stride, double* acc, size_t tb,
+                       size_t te) {
   thread_local std::vector<int32_t> keys;
   keys.resize(size_t(f.n_features()) * f.n_copies() * kRowBlock);
   for (size_t b = 0; b < n; b += kRowBlock) {
     const size_t m = std::min(kRowBlock, n - b);
     encode_rows(f, X + b * stride, m, stride, keys.data());
-    accumulate_block(f, keys.data(), m, acc + b * f.n_outputs());
+    accumulate_block(f, keys.data(), m, acc + b * f.n_outputs(), tb, te);
   }
 }
 

@@ -92,6 +92,32 @@ class Forest:
             raise TypeError(f"X: expected a 2-D numpy array or an Arrow table, got {type(X).__name__}")
         return result[:, 0] if result.shape[1] == 1 else result
 
+    def head_trees(self, head: str) -> tuple[int, int]:
+        """The range of ``head``'s trees in the forest's global tree order (heads follow each other)."""
+        begin = 0
+        for h in self._header.heads:
+            if h.name == head:
+                return begin, begin + h.n_trees
+            begin += h.n_trees
+        raise ValueError(f"head: unknown {head!r} (heads: {self.heads})")
+
+    def predict_prefix(self, X: np.ndarray, head: str, n_trees: int) -> np.ndarray:
+        """Raw score of ``head`` from its first ``n_trees`` trees only (base score included):
+        what the training library gives with ``num_iteration`` / ``iteration_range``. A boosted
+        model's first trees are a cheaper, weaker model of the same target, fit for a first
+        phase that picks the candidates the whole forest then scores. ``X`` as in `predict`
+        (float32 numpy rows); returns float32 ``(n,)`` (a multi-output head: ``(n, outputs)``)."""
+        begin, end = self.head_trees(head)
+        if isinstance(n_trees, bool) or not isinstance(n_trees, (int, np.integer)) or not 0 <= n_trees <= end - begin:
+            raise ValueError(f"n_trees: expected an integer in [0, {end - begin}] for head {head!r}, got {n_trees!r}")
+        if not (type(X) is np.ndarray and X.dtype == np.float32 and X.ndim == 2 and X.flags.c_contiguous
+                and X.shape[1] == self._n_features):
+            X = self._matrix(np.asarray(X))
+        out = self._native.predict_trees(X, begin, begin + int(n_trees), 1)
+        first = sum(h.n_outputs for h in self._header.heads[: [h.name for h in self._header.heads].index(head)])
+        width = next(h.n_outputs for h in self._header.heads if h.name == head)
+        return out[:, first] if width == 1 else out[:, first:first + width]
+
     def _matrix(self, X: np.ndarray) -> np.ndarray:
         if X.ndim != 2:
             raise ValueError(f"X: expected a 2-D array (rows x {self.n_features} features), "
