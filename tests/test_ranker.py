@@ -216,3 +216,51 @@ def test_first_phase_cannot_read_heads(pipeline, tmp_path):
     with pytest.raises(ValueError, match=r"first_phase.*p_click"):
         build_bundle(tmp_path / "b", items=world_spec.items_table(world), item_vectors=world.item_vectors,
                      feature_spec=pipeline.spec, surfaces=bad, models=pipeline.bundle + "/forest.ref")
+
+
+def test_first_phase_on_a_heads_first_trees(pipeline, tmp_path):
+    """first_phase "p_click[:5]": the kept candidates are the best by the first 5 trees' raw score."""
+    import msgspec
+
+    from engine.bundle import with_surfaces
+    from engine.quickstart import spec as world_spec
+    from engine.ranking import RerankPolicy, ValueModel, ValueTerm
+    from engine.ranking.ranker import _candidates, _recent_rows, _request_fields
+
+    prefix = ValueModel(terms=[ValueTerm("click5", 1.0, ["p_click[:5]"])])
+    surfaces = {name: msgspec.structs.replace(s, first_phase=prefix, rerank_count=20, rerank=RerankPolicy())
+                for name, s in world_spec.surfaces(trained=True).items()}
+    out = with_surfaces(pipeline.bundle, tmp_path / "prefix", surfaces)
+    with Ranker.load(out) as ranker:
+        s = ranker._serving
+        for r in pipeline.requests[:15]:
+            req = rank_request(r, explore=False)
+            resp = ranker.rank(req)
+            row = s.user_row(req.user_id)
+            recent = _recent_rows(s, req.recent_item_ids)
+            vector = ranker._user_vector(s, req, row, recent)
+            rows, _, _ = _candidates(s, s.manifest.surfaces[req.surface], req.filters, vector, recent)
+            X = s.assembler.assemble(rows, _request_fields(s, req, row, vector))
+            score = dict(zip(s.item_ids[rows].tolist(), s.forest.predict_prefix(X, "p_click", 5).tolist()))
+            # a few trees give few distinct scores: compare the kept scores, not which of tied items
+            kept = sorted((score[i] for i in resp.item_ids.tolist()), reverse=True)
+            assert kept == sorted(score.values(), reverse=True)[:20]
+
+
+def test_first_phase_prefix_is_checked(pipeline, tmp_path):
+    import msgspec
+
+    from engine.bundle import with_surfaces
+    from engine.quickstart import spec as world_spec
+    from engine.ranking import ValueModel, ValueTerm
+
+    base = world_spec.surfaces(trained=True)["home"]
+    for factor, match in (("p_click[:100000]", "at least 100000 trees"), ("p_view[:5]", "p_view")):
+        bad = {"home": msgspec.structs.replace(base, first_phase=ValueModel(terms=[ValueTerm("x", 1.0, [factor])]),
+                                               rerank_count=10)}
+        with pytest.raises(ValueError, match=match):
+            with_surfaces(pipeline.bundle, tmp_path / "bad", bad)
+    in_value_model = {"home": msgspec.structs.replace(
+        base, value_model=ValueModel(terms=[ValueTerm("x", 1.0, ["p_click[:5]"])]))}
+    with pytest.raises(ValueError, match=r"p_click\[:5\]"):
+        with_surfaces(pipeline.bundle, tmp_path / "bad2", in_value_model)

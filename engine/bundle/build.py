@@ -19,7 +19,7 @@ from engine import _safetensors
 from engine.bundle.manifest import FORMAT, FORMAT_VERSION, MANIFEST, Manifest, describe
 from engine.features import FeatureSpec
 from engine.ranking.popularity import CandidateLists
-from engine.ranking.settings import SurfaceSettings
+from engine.ranking.settings import SurfaceSettings, check_surfaces
 from engine.vector_index import VectorIndex
 
 ITEM_ID = "item_id"
@@ -174,11 +174,8 @@ def build_bundle(
                 _safetensors.write(os.path.join(tmp, "user_vectors.safetensors"), {"vectors": user_vectors}, {})
                 artefact_names["user_vectors"] = "user_vectors.safetensors"
 
-        available = set(heads) | set(items.column_names)
-        for name, s in surfaces.items():
-            s.value_model.check(available, f"surfaces[{name!r}]")
-            if s.first_phase is not None:  # runs before the heads: item columns only
-                s.first_phase.check(set(items.column_names), f"surfaces[{name!r}].first_phase")
+        check_surfaces(surfaces, head_tree_counts(forest if models is not None else None, heads),
+                       set(items.column_names))
         manifest = Manifest(
             format=FORMAT, format_version=FORMAT_VERSION, bundle_version=uuid.uuid4().hex[:12],
             created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -200,6 +197,18 @@ def build_bundle(
     return out
 
 
+def head_tree_counts(forest, heads: list[str]) -> dict[str, int]:
+    """Head -> tree count (multi-output heads by output name, with no prefix allowed)."""
+    if forest is None:
+        return {}
+    out = {h: 0 for h in heads}
+    for h in forest.heads:
+        begin, end = forest.head_trees(h)
+        if h in out:
+            out[h] = end - begin
+    return out
+
+
 def with_surfaces(bundle: str | os.PathLike, out: str | os.PathLike,
                   surfaces: Mapping[str, SurfaceSettings], *, overwrite: bool = False) -> str:
     """A new bundle (new version) with the artefacts of ``bundle`` and other surface settings.
@@ -215,17 +224,16 @@ def with_surfaces(bundle: str | os.PathLike, out: str | os.PathLike,
     bundle, out = os.fspath(bundle), os.fspath(out)
     if os.path.exists(out) and not overwrite:
         raise FileExistsError(f"out: {out} exists (pass overwrite=True to replace it)")
+    from engine.forest import Forest
+
     manifest = read_manifest(bundle)
     verify_artefacts(bundle, manifest, checksums=False)
     surfaces = dict(surfaces)
-    if not surfaces:
-        raise ValueError("surfaces: needs at least one surface")
     with pa.memory_map(os.path.join(bundle, manifest.artefacts["items"].path)) as source:
         columns = set(pa.ipc.open_file(source).schema.names)
-    for name, s in surfaces.items():
-        s.value_model.check(set(manifest.heads) | columns, f"surfaces[{name!r}]")
-        if s.first_phase is not None:
-            s.first_phase.check(columns, f"surfaces[{name!r}].first_phase")
+    forest = Forest.load(os.path.join(bundle, manifest.artefacts["forest"].path)) \
+        if "forest" in manifest.artefacts else None
+    check_surfaces(surfaces, head_tree_counts(forest, manifest.heads), columns)
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".bundle-", dir=parent)

@@ -17,7 +17,8 @@ from engine import _safetensors
 from engine.bundle.manifest import Manifest, read_manifest, verify_artefacts
 from engine.errors import BundleError, CorruptFileError
 from engine.ranking.popularity import CandidateLists
-from engine.ranking.value_model import RETRIEVAL_SCORE
+from engine.ranking.settings import check_surfaces
+from engine.ranking.value_model import RETRIEVAL_SCORE, prefix_factor
 from engine.vector_index import VectorIndex
 
 
@@ -96,12 +97,18 @@ class Serving:
         elif manifest.heads:
             raise BundleError(f"{folder}: the manifest names heads {manifest.heads} but has no forest")
 
+        from engine.bundle.build import head_tree_counts
+
+        try:
+            check_surfaces(manifest.surfaces, head_tree_counts(self.forest, manifest.heads), set(items.column_names))
+        except ValueError as e:
+            raise BundleError(f"{folder}: {e}") from None
         # Columns the request path reads per candidate: filters, value factors, rerank keys.
         wanted = set(manifest.filter_columns) | {"merchant_id", "category_id"}
         for s in manifest.surfaces.values():
             wanted |= s.value_model.factors - set(manifest.heads) - {RETRIEVAL_SCORE}
             if s.first_phase is not None:
-                wanted |= s.first_phase.factors - {RETRIEVAL_SCORE}
+                wanted |= {f for f in s.first_phase.factors if prefix_factor(f) is None} - {RETRIEVAL_SCORE}
         missing = sorted(wanted - set(items.column_names))
         if missing:
             raise BundleError(f"{path['items']}: columns {missing} are missing")

@@ -34,7 +34,7 @@ import numpy as np
 from engine import _core
 from engine.bundle.serving import Serving
 from engine.ranking.request import RankRequest, RankResponse
-from engine.ranking.value_model import RETRIEVAL_SCORE
+from engine.ranking.value_model import RETRIEVAL_SCORE, prefix_factor
 
 SOURCE_ANN, SOURCE_POPULAR, SOURCE_NEW = 0, 1, 2
 SOURCE_NAMES = ("ann", "popular", "new")
@@ -109,14 +109,16 @@ class Ranker:
         t1 = time.perf_counter_ns()
 
         rows, source, retrieval = _candidates(s, settings, filters, user_vector, recent)
-        if settings.first_phase is not None and 0 < settings.rerank_count < len(rows):
-            rows, source, retrieval = _first_phase(s, settings, rows, source, retrieval)
+        two_phase = settings.first_phase is not None and 0 < settings.rerank_count < len(rows)
         t2 = time.perf_counter_ns()
 
         fields = _request_fields(s, request, user_row, user_vector)
         X = s.assembler.assemble(rows, fields)
         t3 = time.perf_counter_ns()
 
+        if two_phase:  # its time counts as the heads'
+            keep = _first_phase(s, settings, rows, retrieval, X)
+            rows, source, retrieval, X = rows[keep], source[keep], retrieval[keep], X[keep]
         heads: dict[str, np.ndarray] = {}
         if s.forest is not None and len(rows):
             scores = s.forest.predict(X)
@@ -295,15 +297,19 @@ def _member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
     return (values[:, None] == of[None, :]).any(axis=1)
 
 
-def _first_phase(s: Serving, settings, rows: np.ndarray, source: np.ndarray, retrieval: np.ndarray):
-    """Keep the ``rerank_count`` best candidates by the surface's cheap first-phase
-    model (retrieval score and item columns), in candidate order, for the heads."""
+def _first_phase(s: Serving, settings, rows: np.ndarray, retrieval: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Candidate positions (in candidate order) of the ``rerank_count`` best by the
+    surface's first-phase model: retrieval score, item columns and the raw scores of
+    heads' first trees (``p_click[:50]``), the cheap part of what the heads compute."""
     factors = {RETRIEVAL_SCORE: retrieval}
     for name in settings.first_phase.factors - factors.keys():
-        factors[name] = s.columns[name][rows]
+        prefix = prefix_factor(name)
+        if prefix is None:
+            factors[name] = s.columns[name][rows]
+        else:
+            factors[name] = s.forest.predict_prefix(X, *prefix)
     score, _ = settings.first_phase.evaluate(factors)
-    keep = np.sort(np.argpartition(-score, settings.rerank_count - 1)[: settings.rerank_count])
-    return rows[keep], source[keep], retrieval[keep]
+    return np.sort(np.argpartition(-score, settings.rerank_count - 1)[: settings.rerank_count])
 
 
 def _request_fields(s: Serving, request: RankRequest, user_row: int, user_vector) -> dict:

@@ -69,3 +69,28 @@ class SurfaceSettings(msgspec.Struct, kw_only=True, frozen=True):
         for name in ("ann_candidates", "popular_candidates", "new_item_candidates", "rerank_count"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
+
+
+def check_surfaces(surfaces: dict[str, SurfaceSettings], head_trees: dict[str, int], columns: set[str]) -> None:
+    """Every factor of every surface exists: value models read heads, item columns and
+    the retrieval score; first phases read item columns, the retrieval score and
+    ``head[:T]`` prefixes of single-output heads (``head_trees``: head -> its tree count)."""
+    from engine.ranking.value_model import prefix_factor
+
+    if not surfaces:
+        raise ValueError("surfaces: needs at least one surface")
+    for name, s in surfaces.items():
+        s.value_model.check(set(head_trees) | columns, f"surfaces[{name!r}]")
+        if s.first_phase is None:
+            continue
+        prefixes = set()
+        for factor in s.first_phase.factors:
+            prefix = prefix_factor(factor)
+            if prefix is None:
+                continue
+            head, trees = prefix
+            if head not in head_trees or not 1 <= trees <= head_trees[head]:
+                raise ValueError(f"surfaces[{name!r}].first_phase: {factor!r} needs a head of at least {trees} "
+                                 f"trees (heads: {head_trees})")
+            prefixes.add(factor)
+        s.first_phase.check(columns | prefixes, f"surfaces[{name!r}].first_phase")

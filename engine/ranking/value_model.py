@@ -15,16 +15,27 @@ gives ``value = 1.0 * p_click + 0.02 * p_click * p_order * price + 0.1 *
 merchant_boost``. A factor names a model head (``p_click``), an item column
 of the bundle's item table (``price``, ``margin``, ``merchant_boost``) or
 ``retrieval_score`` (the candidate's ANN / popularity score, the only factor
-a bundle without models has). Every term is returned and logged next to the
+a bundle without models has). A surface's first-phase model may also use
+``head[:T]``, the raw score of a head's first T trees. Every term is returned and logged next to the
 heads, so the blend can be re-weighted offline from the logs.
 """
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 import numpy as np
 
 RETRIEVAL_SCORE = "retrieval_score"
+_PREFIX = re.compile(r"^(?P<head>[^\[\]]+)\[:(?P<trees>[0-9]+)\]$")
+
+
+def prefix_factor(name: str) -> tuple[str, int] | None:
+    """``"p_click[:50]"`` -> ("p_click", 50): the raw score of a head's first 50 trees,
+    a factor only a first-phase model may use; None for any other factor."""
+    m = _PREFIX.match(name)
+    return None if m is None else (m["head"], int(m["trees"]))
 
 
 class ValueTerm(msgspec.Struct, array_like=True, frozen=True):
