@@ -192,7 +192,8 @@ def test_first_phase_keeps_the_best_candidates_for_the_heads(pipeline, tmp_path)
     trained = world_spec.surfaces(trained=True)
     two_phase = {name: msgspec.structs.replace(s, first_phase=by_retrieval, rerank_count=20, rerank=RerankPolicy())
                  for name, s in trained.items()}
-    plain = {name: msgspec.structs.replace(s, value_model=by_retrieval, rerank=RerankPolicy())
+    plain = {name: msgspec.structs.replace(s, value_model=by_retrieval, rerank=RerankPolicy(), first_phase=None,
+                                           rerank_count=0)
              for name, s in trained.items()}
     a = with_surfaces(pipeline.bundle, tmp_path / "two_phase", two_phase)
     b = with_surfaces(pipeline.bundle, tmp_path / "plain", plain)

@@ -141,10 +141,11 @@ def _two_phase(doc) -> list[str]:
     rows = [[s, _us(w[s]["p50"]), _us(w[s]["p99"]), _us(e[s]["p50"]), _x(g[s]["p50"], w[s]["p50"]),
              _x(g[s]["p99"], w[s]["p99"])] for s in ("candidates", "features", "heads", "total", "wall")]
     return [f"## Two-phase engine: first phase keeps {t['rerank_count']} candidates for the heads", "",
-            "The same bundle with `SurfaceSettings(first_phase=retrieval score, rerank_count="
-            f"{t['rerank_count']})` (`engine.bundle.with_surfaces`), measured right after the runs above on the "
-            "same requests. The glued stack still scores every candidate: the ratios compare configurations, "
-            "not the same work.", "",
+            f"The same bundle with `SurfaceSettings(first_phase=\"{t.get('first_phase', '?')}\", rerank_count="
+            f"{t['rerank_count']})` (`engine.bundle.with_surfaces`): the raw score of the click head's first trees "
+            "picks the candidates that features, both full heads and the value model then score (Vespa's "
+            "first / second phase). Measured right after the runs above on the same requests. The glued stack "
+            "still scores every candidate: the ratios compare configurations, not the same work.", "",
             *table(["stage", "two-phase p50", "two-phase p99", "one-phase p50", "glued ÷ two-phase p50",
                     "glued ÷ two-phase p99"], rows), "",
             f"Quality on {t['quality_requests']} of the requests: top-{doc['params'].get('k', 20)} overlap with the "

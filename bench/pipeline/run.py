@@ -163,7 +163,8 @@ def measure_two_phase(two_phase, requests: list, block: int, raw: list, world, o
             out.append(float(world.request_relevance([r], ids).sum()))
     summary = {s: percentiles(v) for s, v in stages.items()}
     summary["wall"] = percentiles(wall)
-    return {"summary": summary, "rerank_count": workload.RERANK_COUNT, "quality_requests": len(overlap),
+    return {"summary": summary, "rerank_count": workload.RERANK_COUNT,
+            "first_phase": f"p_click[:{workload.FIRST_PHASE_TREES}]", "quality_requests": len(overlap),
             "overlap_with_one_phase": float(np.mean(overlap)),
             "relevance_two_phase": float(np.mean(rel_two)), "relevance_one_phase": float(np.mean(rel_one))}
 

@@ -227,16 +227,18 @@ def surfaces(*, trained: bool) -> dict:
 
 
 RERANK_COUNT = 150  # the two-phase variant: candidates the first phase keeps for the heads
+FIRST_PHASE_TREES = 50  # ... chosen by the raw score of p_click's first trees
 
 
 def two_phase_surfaces() -> dict:
-    """The same surfaces with a first phase (the retrieval score) keeping RERANK_COUNT
-    candidates for features, heads and the value model (Vespa's first / second phase)."""
+    """The same surfaces with a first phase (p_click's first FIRST_PHASE_TREES trees)
+    keeping RERANK_COUNT candidates for the full heads and the value model (Vespa's
+    first / second phase)."""
     import msgspec
 
     from engine.ranking import ValueModel, ValueTerm
 
-    first = ValueModel(terms=[ValueTerm("retrieval", 1.0, ["retrieval_score"])])
+    first = ValueModel(terms=[ValueTerm("click", 1.0, [f"p_click[:{FIRST_PHASE_TREES}]"])])
     return {name: msgspec.structs.replace(s, first_phase=first, rerank_count=RERANK_COUNT)
             for name, s in surfaces(trained=True).items()}
 

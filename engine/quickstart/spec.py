@@ -62,7 +62,11 @@ def surfaces(*, trained: bool, explore: bool = False, popularity: bool = False) 
     (retrieval score, exploring when ``explore``) or, with ``popularity``,
     a popularity ranker (review count), the baseline a shop starts from.
     """
+    first_phase, rerank_count = None, 0
     if trained:
+        # Two phases: the click head's first 20 trees pick 150 of the ~500 candidates
+        # for the full heads (same NDCG or better on this world, ~2x less latency).
+        first_phase, rerank_count = ValueModel(terms=[ValueTerm("click", 1.0, ["p_click[:20]"])]), 150
         value = ValueModel(terms=[
             ValueTerm("click", 1.0, ["p_click"]),
             ValueTerm("order", 1.0, ["p_click", "p_order"]),
@@ -76,8 +80,9 @@ def surfaces(*, trained: bool, explore: bool = False, popularity: bool = False) 
     temperature = 0.05 if explore else 0.0
     mixed = RerankPolicy(max_per_merchant=3, category_decay=0.9, temperature=temperature, explore_window=60)
     store = RerankPolicy(temperature=temperature, explore_window=60)
+    phases = dict(first_phase=first_phase, rerank_count=rerank_count)
     return {
-        "home": SurfaceSettings(value_model=value, rerank=mixed, k=K),
-        "search": SurfaceSettings(value_model=value, rerank=mixed, k=K),
-        "store": SurfaceSettings(value_model=value, rerank=store, k=K, ann_candidates=300),
+        "home": SurfaceSettings(value_model=value, rerank=mixed, k=K, **phases),
+        "search": SurfaceSettings(value_model=value, rerank=mixed, k=K, **phases),
+        "store": SurfaceSettings(value_model=value, rerank=store, k=K, ann_candidates=300, **phases),
     }

@@ -16,8 +16,9 @@ merchant_boost``. A factor names a model head (``p_click``), an item column
 of the bundle's item table (``price``, ``margin``, ``merchant_boost``) or
 ``retrieval_score`` (the candidate's ANN / popularity score, the only factor
 a bundle without models has). A surface's first-phase model may also use
-``head[:T]``, the raw score of a head's first T trees. Every term is returned and logged next to the
-heads, so the blend can be re-weighted offline from the logs.
+``head[:T]``, the raw score of a head's first T trees. Every term is returned
+and logged next to the heads, so the blend can be re-weighted offline from
+the logs.
 """
 
 from __future__ import annotations
