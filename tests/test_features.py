@@ -19,42 +19,7 @@ pl = pytest.importorskip("polars")
 
 # ---- the reference ---------------------------------------------------------------
 
-M64 = 2**64 - 1
-GOLDEN = 0x9E3779B97F4A7C15
-
-
-def fnv1a64(data: bytes) -> int:
-    h = 0xCBF29CE484222325
-    for byte in data:
-        h = ((h ^ byte) * 0x100000001B3) & M64
-    return h
-
-
-MISSING = fnv1a64(b"\xff")
-
-
-def mix64(x: int) -> int:
-    z = (x + GOLDEN) & M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
-    return z ^ (z >> 31)
-
-
-def reduce_to(h: int, buckets: int) -> int:
-    return (h * buckets) >> 64
-
-
-def code(v) -> int | None:
-    """A categorical value's 64-bit code; None when missing."""
-    if v is None:
-        return None
-    if isinstance(v, (bool, np.bool_)):
-        return int(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v) & M64
-    if isinstance(v, str):
-        return fnv1a64(v.encode())
-    raise TypeError(v)
+from engine.features.hashing import GOLDEN, M64, MISSING, code, cross, fnv1a64, hashed, mix64, reduce_to  # noqa: E402
 
 
 def number(v) -> float:
@@ -91,14 +56,9 @@ def feature_value(f, item: dict, request: dict, dot: np.float32) -> np.float32:
             return np.float32(v)
         return np.float32(np.searchsorted(np.array(f.boundaries), v, side="right"))
     if isinstance(f, Hashed):
-        c = code(value_of(f.source, item, request))
-        return np.float32(reduce_to(mix64(MISSING if c is None else c), f.buckets))
+        return np.float32(hashed(value_of(f.source, item, request), f.buckets))
     if isinstance(f, Cross):
-        h = 0
-        for i, s in enumerate(f.sources):
-            c = code(value_of(s, item, request))
-            h ^= mix64(((MISSING if c is None else c) + i * GOLDEN) & M64)
-        return np.float32(reduce_to(mix64(h), f.buckets))
+        return np.float32(cross([value_of(s, item, request) for s in f.sources], f.buckets))
     if isinstance(f, Match):
         a, b = (code(value_of(s, item, request)) for s in f.sources)
         return np.float32(1.0 if a is not None and a == b else 0.0)

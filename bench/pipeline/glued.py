@@ -40,8 +40,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-M64 = (1 << 64) - 1
-GOLDEN = 0x9E3779B97F4A7C15
+from engine.features.hashing import GOLDEN, M64, MISSING, fnv1a64
+from engine.features.hashing import mix64 as mix64_int
+
 _GOLDEN = np.uint64(GOLDEN)
 _C1, _C2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _S27, _S30, _S31, _S32 = (np.uint64(s) for s in (27, 30, 31, 32))
@@ -53,16 +54,6 @@ STAGES = ("user", "candidates", "features", "heads", "value", "rerank", "log", "
 
 
 # -- the engine's hash, in numpy --------------------------------------------------
-def fnv1a64(data: bytes) -> int:
-    h = 0xCBF29CE484222325
-    for byte in data:
-        h = ((h ^ byte) * 0x100000001B3) & M64
-    return h
-
-
-MISSING = fnv1a64(b"\xff")
-
-
 def code(value) -> int:
     """A request value's 64-bit code (int / bool: two's complement; str: FNV-1a; None: MISSING)."""
     if value is None:
@@ -70,13 +61,6 @@ def code(value) -> int:
     if isinstance(value, str):
         return fnv1a64(value.encode())
     return int(value) & M64
-
-
-def mix64_int(x: int) -> int:
-    z = (x + GOLDEN) & M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
-    return z ^ (z >> 31)
 
 
 def mix64(x: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import shutil
@@ -49,6 +50,34 @@ def _vectors(vectors: Any, n: int, what: str) -> np.ndarray:
     if not np.isfinite(v).all():
         raise ValueError(f"{what}: holds NaN or infinite values")
     return v
+
+
+@contextlib.contextmanager
+def _staged(out: str):
+    """A temporary folder beside ``out`` that replaces ``out`` when the block
+    succeeds and is removed when it fails: readers never see half a bundle."""
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".bundle-", dir=parent)
+    try:
+        yield tmp
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write_manifest(folder: str, manifest: Manifest) -> None:
+    with open(os.path.join(folder, MANIFEST), "wb") as f:
+        f.write(msgspec.json.format(msgspec.json.encode(manifest)))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def build_bundle(
@@ -126,10 +155,7 @@ def build_bundle(
     # Fails early, with the feature's name, if the spec does not fit the table.
     FeatureAssembler(feature_spec, items, vectors)
 
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".bundle-", dir=parent)
-    try:
+    with _staged(out) as tmp:
         _write_arrow(items, os.path.join(tmp, "items.arrow"))
         _safetensors.write(os.path.join(tmp, "item_vectors.safetensors"), {"vectors": vectors}, {})
 
@@ -178,22 +204,12 @@ def build_bundle(
                        set(items.column_names))
         manifest = Manifest(
             format=FORMAT, format_version=FORMAT_VERSION, bundle_version=uuid.uuid4().hex[:12],
-            created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            artefacts={k: describe(tmp, v) for k, v in artefact_names.items()},
+            created_at=_now(), artefacts={k: describe(tmp, v) for k, v in artefact_names.items()},
             feature_spec=feature_spec, surfaces=surfaces, heads=heads,
             model_versions=dict(model_versions or {}), filter_columns=list(filter_columns),
             user_columns=user_columns, dim=int(vectors.shape[1]), n_items=n,
         )
-        with open(os.path.join(tmp, MANIFEST), "wb") as f:
-            f.write(msgspec.json.format(msgspec.json.encode(manifest)))
-            f.flush()
-            os.fsync(f.fileno())
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _write_manifest(tmp, manifest)
     return out
 
 
@@ -234,27 +250,13 @@ def with_surfaces(bundle: str | os.PathLike, out: str | os.PathLike,
     forest = Forest.load(os.path.join(bundle, manifest.artefacts["forest"].path)) \
         if "forest" in manifest.artefacts else None
     check_surfaces(surfaces, head_tree_counts(forest, manifest.heads), columns)
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".bundle-", dir=parent)
-    try:
+    with _staged(out) as tmp:
         for a in manifest.artefacts.values():
             src, dst = os.path.join(bundle, a.path), os.path.join(tmp, a.path)
             try:
                 os.link(src, dst)
             except OSError:
                 shutil.copyfile(src, dst)
-        new = msgspec.structs.replace(
-            manifest, surfaces=surfaces, bundle_version=uuid.uuid4().hex[:12],
-            created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-        with open(os.path.join(tmp, MANIFEST), "wb") as f:
-            f.write(msgspec.json.format(msgspec.json.encode(new)))
-            f.flush()
-            os.fsync(f.fileno())
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _write_manifest(tmp, msgspec.structs.replace(
+            manifest, surfaces=surfaces, bundle_version=uuid.uuid4().hex[:12], created_at=_now()))
     return out
