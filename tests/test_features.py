@@ -19,7 +19,7 @@ pl = pytest.importorskip("polars")
 
 # ---- the reference ---------------------------------------------------------------
 
-from engine.features.hashing import GOLDEN, M64, MISSING, code, cross, fnv1a64, hashed, mix64, reduce_to  # noqa: E402
+from engine.features.hashing import M64, code, cross, fnv1a64, hashed, mix64, reduce_to  # noqa: E402
 
 
 def number(v) -> float:

@@ -255,30 +255,27 @@ def _recent_rows(s: Serving, recent_item_ids) -> np.ndarray:
 
 def _candidates(s: Serving, settings, filters: dict, user_vector, recent: np.ndarray):
     """(item rows, source code, retrieval score) of the candidates, deduplicated, recent items removed."""
-    parts, sources, scores = [], [], []
+    parts, codes, scores = [], [], []
     n_popular = settings.popular_candidates
     if user_vector is not None and settings.ann_candidates:
         ids, sim = s.index.search(user_vector, settings.ann_candidates, filter=filters or None,
                                   ef=settings.ann_ef)
         found = ids[0] >= 0
         parts.append(ids[0][found])
+        codes.append(SOURCE_ANN)
         scores.append(sim[0][found])
     else:
         n_popular += settings.ann_candidates  # a cold start fills the ANN share from popularity
-    for source, n in ((SOURCE_POPULAR, n_popular), (SOURCE_NEW, settings.new_item_candidates)):
-        r = s.lists.rows("popular" if source == SOURCE_POPULAR else "new", filters, s.attributes, n)
+    for code, name, n in ((SOURCE_POPULAR, "popular", n_popular), (SOURCE_NEW, "new", settings.new_item_candidates)):
+        r = s.lists.rows(name, filters, s.attributes, n)
         parts.append(r)
+        codes.append(code)
         if user_vector is not None:
             scores.append(s.item_vectors[r] @ user_vector)
         else:  # rank order within the list, in (0, 1]
             scores.append((1.0 - np.arange(len(r)) / max(len(r), 1)).astype(np.float32))
-    counts = [len(p) for p in parts]
-    if user_vector is not None and settings.ann_candidates:
-        codes = [SOURCE_ANN, SOURCE_POPULAR, SOURCE_NEW]
-    else:
-        codes = [SOURCE_POPULAR, SOURCE_NEW]
     rows = np.concatenate(parts).astype(np.int64, copy=False)
-    source = np.repeat(np.array(codes, dtype=np.int8), counts)
+    source = np.repeat(np.array(codes, dtype=np.int8), [len(p) for p in parts])
     retrieval = np.concatenate(scores).astype(np.float32, copy=False)
     # Keep the first copy of each row (ANN before popular before new), drop recent items.
     _, first = np.unique(rows, return_index=True)
