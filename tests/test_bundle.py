@@ -118,3 +118,43 @@ def test_with_surfaces_reuses_artefacts(pipeline, tmp_path):
     with pytest.raises(ValueError, match=r"surfaces\['home'\].*p_view"):
         with_surfaces(pipeline.bundle, tmp_path / "v3", bad)
     assert not (tmp_path / "v3").exists()
+
+
+def _rewrite_manifest(folder, **changes):
+    import msgspec
+
+    from engine.bundle.manifest import describe
+
+    m = read_manifest(folder)
+    artefacts = {k: describe(folder, a.path) for k, a in m.artefacts.items()}
+    m = msgspec.structs.replace(m, artefacts=artefacts, **changes)
+    Path(folder, "manifest.json").write_bytes(msgspec.json.encode(m))
+
+
+def test_forest_of_another_spec_is_refused(bundle_copy, tmp_path):
+    """A forest whose features are not the spec's, with checksums that match: refused by name."""
+    import lightgbm as lgb
+    import numpy as np
+
+    import engine
+
+    rng = np.random.default_rng(0)
+    X = rng.random((200, 3))
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1},
+                        lgb.Dataset(X, rng.random(200) < 0.5), num_boost_round=3)
+    engine.compile_forest({"p_click": booster, "p_order": booster}, tmp_path / "other.ref",
+                          feature_names=["a", "b", "c"])
+    shutil.copyfile(tmp_path / "other.ref", os.path.join(bundle_copy, "forest.ref"))
+    _rewrite_manifest(bundle_copy)
+    with pytest.raises(BundleError, match="forest.ref: its features differ from the bundle's feature spec"):
+        Ranker.load(bundle_copy)
+
+
+def test_artefact_path_cannot_leave_the_bundle(bundle_copy):
+    import msgspec
+
+    m = read_manifest(bundle_copy)
+    m.artefacts["items"] = msgspec.structs.replace(m.artefacts["items"], path="../items.arrow")
+    Path(bundle_copy, "manifest.json").write_bytes(msgspec.json.encode(m))
+    with pytest.raises(BundleError, match="leaves the bundle folder"):
+        Ranker.load(bundle_copy)

@@ -265,3 +265,17 @@ def test_first_phase_prefix_is_checked(pipeline, tmp_path):
         base, value_model=ValueModel(terms=[ValueTerm("x", 1.0, ["p_click[:5]"])]))}
     with pytest.raises(ValueError, match=r"p_click\[:5\]"):
         with_surfaces(pipeline.bundle, tmp_path / "bad2", in_value_model)
+
+
+def test_rank_batch_with_logging_loses_nothing(pipeline, tmp_path):
+    from engine.impressions import ImpressionLogger, read_impressions
+
+    reqs = [rank_request(r, explore=False) for r in pipeline.requests[:120]]
+    with ImpressionLogger(tmp_path / "logs", batch_records=16) as logger, \
+            Ranker.load(pipeline.bundle, logger=logger) as ranker:
+        responses = ranker.rank_batch(reqs, threads=2)
+    log = read_impressions(tmp_path / "logs")
+    assert sorted(log.column("request_id").to_pylist()) == sorted(r.request_id for r in reqs)
+    by_id = {r.request_id: r for r in responses}
+    for rec in log.slice(0, 10).to_pylist():
+        assert rec["item_ids"] == by_id[rec["request_id"]].item_ids.tolist()
