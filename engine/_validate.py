@@ -151,7 +151,7 @@ def as_filter(
             if key not in columns:
                 known = ", ".join(columns) or "none"
                 raise ValueError(f"filter: unknown attribute {key!r} (the index has: {known})")
-            conditions.append((key, _filter_values(key, value, columns[key])))
+            conditions.append((key, filter_values(key, value, columns[key])))
         return conditions, None
     if isinstance(filter, (np.ndarray, list, tuple)) or _is_arrow(filter):
         return [], as_ids(filter, "filter")
@@ -161,7 +161,7 @@ def as_filter(
     )
 
 
-def _filter_values(key: str, value: Any, kind: str) -> np.ndarray:
+def filter_values(key: str, value: Any, kind: str) -> np.ndarray:
     """Filter values as int64, checked in one vectorised pass (store pages may
     pass thousands of merchant ids)."""
     where = f"filter[{key!r}]"

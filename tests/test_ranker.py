@@ -93,6 +93,19 @@ def test_bad_requests_name_the_field(ranker, pipeline, change, match):
         ranker.rank(req)
 
 
+@pytest.mark.parametrize("change, match", [
+    (dict(filters={"merchant_id": "shoes"}), r"filter\['merchant_id'\]: attribute is integer"),
+    (dict(filters={"in_stock": 3}), r"filter\['in_stock'\]: attribute is boolean"),
+    (dict(filters={"category_id": [1.5]}), r"filter\['category_id'\]"),
+    # a cold-start request never reaches the index: the ranker checks the values itself
+    (dict(filters={"merchant_id": "shoes"}, user_id=2**63 + 7, recent_item_ids=None), r"filter\['merchant_id'\]"),
+])
+def test_filter_values_of_the_wrong_type(ranker, pipeline, change, match):
+    req = rank_request(_by_surface(pipeline, "home")[0], **change)
+    with pytest.raises(TypeError, match=match):
+        ranker.rank(req)
+
+
 def test_exploration_logs_propensities_and_is_seeded(pipeline):
     with Ranker.load(pipeline.logging_bundle) as r:
         req = rank_request(_by_surface(pipeline, "home")[0], seed=42)

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from engine import _core
+from engine import _core, _validate
 from engine.bundle.serving import Serving
 from engine.ranking.request import RankRequest, RankResponse
 from engine.ranking.value_model import RETRIEVAL_SCORE, prefix_factor
@@ -99,9 +99,11 @@ class Ranker:
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"k: expected an integer >= 1, got {k!r}")
         filters = request.filters
-        for name in filters:
+        for name, value in filters.items():
             if name not in s.attributes:
                 raise ValueError(f"filters: unknown attribute {name!r} (filterable: {sorted(s.attributes)})")
+            # Checked here, not only by the index: a cold-start request never reaches it.
+            _validate.filter_values(name, value, s.index.attributes[name])
 
         user_row = -1 if request.user_id is None else s.user_row(request.user_id)
         recent = _recent_rows(s, request.recent_item_ids)
