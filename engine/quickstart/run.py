@@ -112,7 +112,8 @@ def run(config: QuickstartConfig, echo=print) -> dict:
                          threads=config.threads, seed=config.seed)
 
     echo("[5/6] compiling the heads into a serving bundle")
-    bundle = build_bundle(os.path.join(out, "bundle"), surfaces=world_spec.surfaces(trained=True),
+    surfaces = world_spec.surfaces(trained=True, first_phase_trees=min(20, config.rounds))
+    bundle = build_bundle(os.path.join(out, "bundle"), surfaces=surfaces,
                           models=models, model_versions={"p_click": "quickstart-1", "p_order": "quickstart-1"},
                           **common)
     popularity_bundle = build_bundle(os.path.join(out, "bundle-popularity"),

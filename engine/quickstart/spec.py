@@ -54,7 +54,8 @@ def feature_spec() -> FeatureSpec:
     ])
 
 
-def surfaces(*, trained: bool, explore: bool = False, popularity: bool = False) -> dict[str, SurfaceSettings]:
+def surfaces(*, trained: bool, explore: bool = False, popularity: bool = False,
+             first_phase_trees: int = 20) -> dict[str, SurfaceSettings]:
     """Value models and rules per surface.
 
     ``trained``: the blend of the model heads (expected clicks, orders and a
@@ -66,7 +67,8 @@ def surfaces(*, trained: bool, explore: bool = False, popularity: bool = False) 
     if trained:
         # Two phases: the click head's first 20 trees pick 150 of the ~500 candidates
         # for the full heads (same NDCG or better on this world, ~2x less latency).
-        first_phase, rerank_count = ValueModel(terms=[ValueTerm("click", 1.0, ["p_click[:20]"])]), 150
+        first = f"p_click[:{first_phase_trees}]"
+        first_phase, rerank_count = ValueModel(terms=[ValueTerm("click", 1.0, [first])]), 150
         value = ValueModel(terms=[
             ValueTerm("click", 1.0, ["p_click"]),
             ValueTerm("order", 1.0, ["p_click", "p_order"]),
