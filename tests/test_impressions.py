@@ -22,7 +22,7 @@ from engine.impressions import (
     ImpressionLogger, ImpressionRecord, LoggerStats, _schema, feature_matrix, read_impressions, record,
     record_components, record_features, to_records,
 )
-from engine.impressions import logger as logger_module
+from engine.impressions import writer as writer_module
 
 NAMES = tuple(f"f{j}" for j in range(6))
 OTHER_NAMES = tuple(f"g{j}" for j in range(6))
@@ -109,14 +109,14 @@ class Stall:
     def __init__(self, monkeypatch):
         self.entered = threading.Event()
         self.release = threading.Event()
-        original = logger_module._Writer._write
+        original = writer_module._Writer._write
 
         def stalled(writer, rows):
             self.entered.set()
             assert self.release.wait(30)
             return original(writer, rows)
 
-        monkeypatch.setattr(logger_module._Writer, "_write", stalled)
+        monkeypatch.setattr(writer_module._Writer, "_write", stalled)
 
 
 # ---- round trips ----------------------------------------------------------------------
@@ -274,7 +274,7 @@ def test_rotation_by_size_gives_several_complete_files(tmp_path):
 
 def test_rotation_by_age(tmp_path, monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr(logger_module, "_monotonic", lambda: clock[0])
+    monkeypatch.setattr(writer_module, "_monotonic", lambda: clock[0])
     expected = [make_record(seq) for seq in range(15)]
     with ImpressionLogger(tmp_path, rotate_seconds=10, batch_records=5) as log:
         for group in range(3):
@@ -443,7 +443,7 @@ def test_a_record_that_fails_conversion_is_isolated(tmp_path):
 
 
 def test_a_failure_to_create_a_file_drops_that_batch_only(tmp_path, monkeypatch):
-    original = logger_module._Writer._open_file
+    original = writer_module._Writer._open_file
     calls = []
 
     def full_disk(writer, names):
@@ -452,7 +452,7 @@ def test_a_failure_to_create_a_file_drops_that_batch_only(tmp_path, monkeypatch)
             raise OSError(errno.ENOSPC, "No space left on device")
         return original(writer, names)
 
-    monkeypatch.setattr(logger_module._Writer, "_open_file", full_disk)
+    monkeypatch.setattr(writer_module._Writer, "_open_file", full_disk)
     expected = [make_record(seq) for seq in range(10)]
     with ImpressionLogger(tmp_path, batch_records=5) as log:
         for r in expected:
@@ -480,7 +480,7 @@ def test_a_failing_write_leaves_a_recoverable_partial_and_the_next_batch_a_new_f
         def close(self):
             self.writer.close()
 
-    monkeypatch.setattr(logger_module.ipc, "new_file", lambda *a, **k: FailingSecondWrite(real_new_file(*a, **k)))
+    monkeypatch.setattr(writer_module.ipc, "new_file", lambda *a, **k: FailingSecondWrite(real_new_file(*a, **k)))
     expected = [make_record(seq) for seq in range(15)]
     with ImpressionLogger(tmp_path, batch_records=5) as log:
         for r in expected:
@@ -498,7 +498,7 @@ def test_a_dead_writer_thread_never_blocks_callers(tmp_path, monkeypatch):
     def bug(writer, records):
         raise RuntimeError("a bug in the writer")
 
-    monkeypatch.setattr(logger_module._Writer, "_process", bug)
+    monkeypatch.setattr(writer_module._Writer, "_process", bug)
     log = ImpressionLogger(tmp_path, queue_size=2, batch_records=1)
     log.log(make_record(1))
     wait_until(lambda: log._writer.finished, "the writer thread to stop")
