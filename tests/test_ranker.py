@@ -83,6 +83,7 @@ def test_new_items_reach_shoppers(ranker, pipeline):
     (dict(surface="checkout"), "surface: unknown 'checkout'"),
     (dict(filters={"colour": 3}), "filters: unknown attribute 'colour'"),
     (dict(k=0), "k: expected an integer >= 1"),
+    (dict(k=True), "k: expected an integer >= 1"),
     (dict(user_vector=[float("nan")] * 16), "user_vector: holds NaN"),
     (dict(user_vector=[0.1] * 3), "user_vector: expected 16 values"),
     (dict(context={"device": "ios"}), "context: missing field"),
@@ -292,3 +293,25 @@ def test_rank_batch_with_logging_loses_nothing(pipeline, tmp_path):
     by_id = {r.request_id: r for r in responses}
     for rec in log.slice(0, 10).to_pylist():
         assert rec["item_ids"] == by_id[rec["request_id"]].item_ids.tolist()
+
+
+def test_concurrent_batches_with_different_thread_counts(ranker, pipeline):
+    reqs = [rank_request(r, explore=False) for r in pipeline.requests[:40]]
+    serial = [ranker.rank(r) for r in reqs]
+    results, errors = {}, []
+
+    def run(threads):
+        try:
+            for _ in range(3):
+                results[threads] = ranker.rank_batch(reqs, threads=threads)
+        except Exception as e:  # noqa: BLE001 - any failure is the test's failure
+            errors.append(e)
+
+    workers = [threading.Thread(target=run, args=(t,)) for t in (2, 3, 4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not errors
+    for got in results.values():
+        assert all(same_response(a, b) for a, b in zip(serial, got))

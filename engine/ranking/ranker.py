@@ -56,8 +56,7 @@ class Ranker:
         self._serving = serving
         self._logger = logger
         self._encoder = user_encoder
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_threads = 0
+        self._pools: dict[int, ThreadPoolExecutor] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -96,7 +95,7 @@ class Ranker:
         if settings is None:
             raise ValueError(f"surface: unknown {request.surface!r} (this bundle serves {sorted(s.manifest.surfaces)})")
         k = settings.k if request.k is None else request.k
-        if not isinstance(k, int) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k: expected an integer >= 1, got {k!r}")
         filters = request.filters
         for name, value in filters.items():
@@ -177,21 +176,18 @@ class Ranker:
             raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
         if threads == 1 or len(requests) < 2:
             return [self.rank(r) for r in requests]
-        with self._lock:
-            if self._pool is None or self._pool_threads != threads:
-                if self._pool is not None:
-                    self._pool.shutdown(wait=False)
-                self._pool = ThreadPoolExecutor(threads, thread_name_prefix="rank-engine")
-                self._pool_threads = threads
-            pool = self._pool
+        with self._lock:  # one pool per thread count, kept until close(): concurrent batches share it
+            pool = self._pools.get(threads)
+            if pool is None:
+                pool = self._pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="rank-engine")
         return list(pool.map(self.rank, requests))
 
     def close(self) -> None:
-        """Stop the batch thread pool (the logger is the caller's to close)."""
+        """Stop the batch thread pools (the logger is the caller's to close)."""
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+            pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.shutdown(wait=True)
 
     def __enter__(self) -> "Ranker":
         return self
