@@ -164,28 +164,7 @@ Forest Forest::build(const ForestInput& in) {
             std::to_string(value_base));
   if (in.n_cat_words > std::numeric_limits<uint32_t>::max()) corrupt("cat_words too long");
   f.cat_words_.assign(in.cat_words, in.cat_words + in.n_cat_words);
-  f.compact_leaves();
   return f;
-}
-
-// With no categorical split anywhere (no walk reads a node's `cat`) and one
-// value per leaf, each leaf keeps its value's slot in `cat` and the values
-// are stored leaves only, in tree order: half the bytes of a per-node array,
-// which for a thousand 63-leaf trees is the difference between fitting L2
-// and not (the leaf-value load was the walk's largest stall).
-void Forest::compact_leaves() {
-  for (const TreeInfo& t : trees_)
-    if (t.special || t.width != 1) return;
-  leaf_values_.reserve(n_leaves_);
-  for (const TreeInfo& t : trees_)
-    for (uint32_t at = t.root; at < t.root + t.n_nodes; ++at) {
-      Node& nd = nodes_[at];
-      if (nd.left != at) continue;
-      nd.cat = uint32_t(leaf_values_.size());
-      leaf_values_.push_back(values_[t.value_base + (at - t.root)]);
-    }
-  compact_ = true;
-  std::vector<double>().swap(values_);
 }
 
 // Stores the tree's top levels complete (forest.hpp says which and why).

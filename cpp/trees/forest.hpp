@@ -151,13 +151,9 @@ class Forest {
   const uint32_t* complete_bottom() const { return complete_bottom_.data(); }
   const double* complete_values() const { return complete_values_.data(); }
   const double* values() const { return values_.data(); }
-  // Leaves-only values (see compact_leaves in forest.cpp): a leaf's is leaf_values()[node.cat].
-  bool compact() const { return compact_; }
-  const double* leaf_values() const { return leaf_values_.data(); }
 
  private:
   void add_complete(TreeInfo& t);
-  void compact_leaves();
   template <class Fill>  // fill(first_row, rows, acc) accumulates one chunk
   void run_chunks(size_t n, bool raw, int threads, float* out, Fill fill) const;
   void finish_rows(const double* acc, size_t n, bool raw, float* out) const;
@@ -173,9 +169,7 @@ class Forest {
   std::vector<CompleteNode> complete_nodes_;
   std::vector<uint32_t> complete_bottom_;
   std::vector<double> complete_values_;  // parallel to complete_bottom_
-  std::vector<double> values_;       // per node (value_base); emptied when compact_
-  std::vector<double> leaf_values_;  // per leaf, when compact_
-  bool compact_ = false;
+  std::vector<double> values_;
   std::vector<double> base_;  // per global output
 };
 

@@ -148,7 +148,6 @@ inline void add_value(double& acc, double v, bool f32) {
 }
 
 inline void add_leaf(const Forest& f, const TreeInfo& t, uint32_t leaf, double* acc_row) {
-  if (f.compact()) return add_value(acc_row[t.output], f.leaf_values()[f.nodes()[leaf].cat], t.f32);
   const double* v = f.values() + t.value_base + uint64_t(leaf - t.root) * t.width;
   if (t.output >= 0) return add_value(acc_row[t.output], *v, t.f32);
   for (uint32_t k = 0; k < t.width; ++k) add_value(acc_row[t.first_output + k], v[k], t.f32);
