@@ -315,3 +315,20 @@ def test_concurrent_batches_with_different_thread_counts(ranker, pipeline):
     assert not errors
     for got in results.values():
         assert all(same_response(a, b) for a, b in zip(serial, got))
+
+
+def test_candidates_are_unique_without_recent_items_and_the_scratch_is_left_clean(ranker, pipeline):
+    from engine.ranking.ranker import _candidates, _recent_rows
+
+    s = ranker._serving
+    for r in pipeline.requests[:60]:
+        req = rank_request(r, explore=False)
+        recent = _recent_rows(s, req.recent_item_ids)
+        vector = ranker._user_vector(s, req, s.user_row(req.user_id), recent)
+        rows, source, retrieval = _candidates(s, s.manifest.surfaces[req.surface], req.filters, vector, recent)
+        assert len(np.unique(rows)) == len(rows) == len(source) == len(retrieval)
+        assert not np.isin(rows, recent).any()
+        assert not s.scratch_mask().any()
+    dup = rank_request(_by_surface(pipeline, "search")[0], explore=False)
+    dup.filters = {"category_id": [dup.filters["category_id"][0]] * 2}
+    assert len(set(ranker.rank(dup).item_ids.tolist())) == len(ranker.rank(dup).item_ids)

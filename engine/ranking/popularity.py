@@ -101,7 +101,7 @@ class CandidateLists:
         parts = None
         for scope in SCOPES:
             if scope in filters:
-                wanted = np.atleast_1d(np.asarray(filters[scope], dtype=np.int64))
+                wanted = np.unique(np.asarray(filters[scope], dtype=np.int64))  # a value listed twice: one list
                 keys = self._a[f"{source}.{scope}.keys"]
                 offsets = self._a[f"{source}.{scope}.offsets"]
                 grouped = self._a[f"{source}.{scope}.rows"]

@@ -272,24 +272,25 @@ def _candidates(s: Serving, settings, filters: dict, user_vector, recent: np.nda
             scores.append(s.item_vectors[r] @ user_vector)
         else:  # rank order within the list, in (0, 1]
             scores.append((1.0 - np.arange(len(r)) / max(len(r), 1)).astype(np.float32))
+    # Keep the first copy of each row (ANN before popular before new) and drop
+    # recent items: marks in a per-thread scratch array over the catalogue,
+    # set and cleared per request (a few fancy-index passes; np.unique sorts).
+    seen = s.scratch_mask()
+    try:
+        seen[recent] = True
+        for i, part in enumerate(parts):  # each source lists a row once
+            keep = ~seen[part]
+            if not keep.all():
+                parts[i], scores[i] = part[keep], scores[i][keep]
+            seen[parts[i]] = True
+    finally:
+        seen[recent] = False
+        for part in parts:
+            seen[part] = False
     rows = np.concatenate(parts).astype(np.int64, copy=False)
     source = np.repeat(np.array(codes, dtype=np.int8), [len(p) for p in parts])
     retrieval = np.concatenate(scores).astype(np.float32, copy=False)
-    # Keep the first copy of each row (ANN before popular before new), drop recent items.
-    _, first = np.unique(rows, return_index=True)
-    keep = np.zeros(len(rows), dtype=bool)
-    keep[first] = True
-    if len(recent):
-        keep &= ~_member(rows, recent)
-    return rows[keep], source[keep], retrieval[keep]
-
-
-def _member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
-    """np.isin for the short lists of a request (recent items, filter values):
-    a broadcast compare, several times faster than isin's sort at these sizes."""
-    if len(of) > 64:
-        return np.isin(values, of)
-    return (values[:, None] == of[None, :]).any(axis=1)
+    return rows, source, retrieval
 
 
 def _first_phase(s: Serving, settings, rows: np.ndarray, retrieval: np.ndarray, X: np.ndarray) -> np.ndarray:
