@@ -143,17 +143,23 @@ def percentiles(values) -> dict:
             "mean": float(a.mean()), "max": float(a.max())}
 
 
+def timed(rank, request, into: dict):
+    """rank(request), its wall time (µs) and its stage timings appended to ``into``."""
+    t = time.perf_counter()
+    resp = rank(request)
+    into["wall"].append((time.perf_counter() - t) * 1e6)
+    for s in STAGES:
+        into["stages"][s].append(resp.timings_us[s])
+    return resp
+
+
 def measure_two_phase(two_phase, requests: list, block: int, raw: list, world, one_phase) -> dict:
     """Latency of the two-phase engine (single thread) and what it costs in quality: the
     world's true relevance of the shown items, and top-k overlap with the one-phase engine."""
-    stages = {s: [] for s in STAGES}
-    wall, overlap, rel_two, rel_one = [], [], [], []
+    into = {"stages": {s: [] for s in STAGES}, "wall": []}
+    overlap, rel_two, rel_one = [], [], []
     for rq in requests:
-        t = time.perf_counter()
-        resp = two_phase.rank(rq)
-        wall.append((time.perf_counter() - t) * 1e6)
-        for s in STAGES:
-            stages[s].append(resp.timings_us[s])
+        timed(two_phase.rank, rq, into)
     for rq, r in zip(requests[:block * 4], raw[:block * 4]):
         a, b = two_phase.rank(rq), one_phase.rank(rq)
         overlap.append(len(set(a.item_ids.tolist()) & set(b.item_ids.tolist())) / max(len(b.item_ids), 1))
@@ -161,8 +167,8 @@ def measure_two_phase(two_phase, requests: list, block: int, raw: list, world, o
             ids = np.full((1, workload.K), np.uint64(2**64 - 1), dtype=np.uint64)
             ids[0, :len(resp.item_ids)] = resp.item_ids[:workload.K]
             out.append(float(world.request_relevance([r], ids).sum()))
-    summary = {s: percentiles(v) for s, v in stages.items()}
-    summary["wall"] = percentiles(wall)
+    summary = {s: percentiles(v) for s, v in into["stages"].items()}
+    summary["wall"] = percentiles(into["wall"])
     return {"summary": summary, "rerank_count": workload.RERANK_COUNT,
             "first_phase": f"p_click[:{workload.FIRST_PHASE_TREES}]", "quality_requests": len(overlap),
             "overlap_with_one_phase": float(np.mean(overlap)),
@@ -174,25 +180,14 @@ def measure_latency(ranker, glued: GluedStack, requests: list, block: int) -> di
     out = {name: {"stages": {s: [] for s in STAGES}, "wall": []} for name in ("engine", "glued")}
     short = {"engine_fewer_than_k": 0, "glued_fewer_than_k": 0, "glued_ann_short": 0, "glued_refetches": 0,
              "engine_cold_start": 0, "engine_candidates": [], "glued_candidates": []}
-    clock = time.perf_counter
     for start in range(0, len(requests), block):
         chunk = requests[start:start + block]
-        e = out["engine"]
         for rq in chunk:
-            t = clock()
-            resp = ranker.rank(rq)
-            e["wall"].append((clock() - t) * 1e6)
-            for s in STAGES:
-                e["stages"][s].append(resp.timings_us[s])
+            resp = timed(ranker.rank, rq, out["engine"])
             short["engine_fewer_than_k"] += len(resp.item_ids) < workload.K
             short["engine_cold_start"] += resp.cold_start
-        g = out["glued"]
         for rq in chunk:
-            t = clock()
-            resp = glued.rank(rq)
-            g["wall"].append((clock() - t) * 1e6)
-            for s in STAGES:
-                g["stages"][s].append(resp.timings_us[s])
+            resp = timed(glued.rank, rq, out["glued"])
             short["glued_fewer_than_k"] += len(resp.item_ids) < workload.K
             short["glued_ann_short"] += resp.ann_short
             short["glued_refetches"] += resp.refetches
