@@ -6,6 +6,7 @@
 
 #include "bindings/convert.hpp"
 #include "simd/dispatch.hpp"
+#include "simd/i8_blocks.hpp"
 
 namespace engine::bind {
 
@@ -62,6 +63,23 @@ py::array dot(const std::string& level, py::array query, py::array rows, py::obj
   return out;
 }
 
+// dot() for int8 rows through the interleaved layout the IVF centroids use.
+py::array_t<int32_t> dot_i8_blocked(const std::string& level, py::object query, py::object rows) {
+  const auto& k = kernels_for(level);
+  auto q = require_array<int8_t>(query, "query", 1);
+  auto r = require_array<int8_t>(rows, "rows", 2);
+  const size_t n = size_t(r.shape(0)), dim = size_t(r.shape(1));
+  if (size_t(q.size()) != dim) throw py::value_error("query: length differs from rows.shape[1]");
+  const std::vector<int8_t> blocked = simd::interleave_i8(r.data(), n, dim);
+  std::vector<int8_t> padded(4 * simd::i8_groups(dim), 0);
+  std::copy_n(q.data(), dim, padded.data());
+  std::vector<int32_t> sums(simd::i8_blocks(n) * simd::kI8BlockRows);
+  k.dot_i8_blocked(padded.data(), blocked.data(), simd::i8_blocks(n), simd::i8_groups(dim), sums.data());
+  py::array_t<int32_t> out{py::ssize_t(n)};
+  std::copy_n(sums.data(), n, out.mutable_data());
+  return out;
+}
+
 py::array_t<float> dot_multi(const std::string& level, py::object queries, py::object rows) {
   const auto& k = kernels_for(level);
   auto q = require_array<float>(queries, "queries", 2);
@@ -87,6 +105,7 @@ void bind_kernels(py::module_& m) {
   auto k = m.def_submodule("kernels", "Per-level kernels, for agreement tests and benchmarks.");
   k.def("tables", &table_names, "Kernel tables this CPU can run (levels and their variants).");
   k.def("dot", &dot, py::arg("level"), py::arg("query"), py::arg("rows"), py::arg("idx") = py::none());
+  k.def("dot_i8_blocked", &dot_i8_blocked, py::arg("level"), py::arg("query"), py::arg("rows"));
   k.def("dot_multi", &dot_multi, py::arg("level"), py::arg("queries"), py::arg("rows"));
   k.def("f32_to_f16", &to_f16, py::arg("level"), py::arg("values"));
 }

@@ -60,6 +60,21 @@ def test_dot_f16_and_i8_match_scalar(level, dim):
 
 
 @pytest.mark.parametrize("level", TABLES)
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 40])
+@pytest.mark.parametrize("dim", [1, 3, 4, 7, 64, 97, 130])
+def test_dot_i8_blocked_matches_row_dot(level, n, dim):
+    # The centroid layout: 16 rows x 4 dims interleaved, padded with zero rows
+    # and dims; 130 dims are more groups than the AVX-512 kernel holds at once.
+    rng = np.random.default_rng(n * 1000 + dim)
+    codes = rng.integers(-127, 128, (n, dim)).astype(np.int8)
+    q8 = rng.integers(-127, 128, dim).astype(np.int8)
+    q8[0], codes[0, 0] = -127, 127
+    got = _core.kernels.dot_i8_blocked(level, q8, codes)
+    assert got.dtype == np.int32 and got.shape == (n,)
+    assert np.array_equal(got, codes.astype(np.int64) @ q8.astype(np.int64))
+
+
+@pytest.mark.parametrize("level", TABLES)
 @pytest.mark.parametrize("nq", [1, 3, 4, 5, 9])
 def test_dot_multi_matches_single(level, nq):
     rng = np.random.default_rng(nq)

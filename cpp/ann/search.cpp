@@ -3,9 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "ann/quantise.hpp"
+#include "simd/i8_blocks.hpp"
 #include "simd/dispatch.hpp"
 
 namespace engine::ann {
@@ -89,41 +95,62 @@ bool has_checks(const Plan& plan) {
   return plan.dead || !plan.allow_bits.empty() || !plan.checks.empty();
 }
 
-// Scores rows (indices into the row-order f32 originals) and offers them to top.
+// Bit t set when x[t] > threshold, t < 8 (false for NaN, like the scalar test).
+unsigned above8(const float* x, float threshold) {
+#if defined(__SSE2__)
+  const __m128 t = _mm_set1_ps(threshold);
+  return unsigned(_mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(x), t))) |
+         unsigned(_mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(x + 4), t))) << 4;
+#else
+  unsigned mask = 0;
+  for (unsigned i = 0; i < 8; ++i) mask |= unsigned(x[i] > threshold) << i;
+  return mask;
+#endif
+}
+
+// The largest of x[0, n), n > 0, with independent running maxima (a single
+// one would be a chain of dependent comparisons).
+float max_of(const float* x, size_t n) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  if (n >= 8) {
+    __m128 m0 = _mm_loadu_ps(x), m1 = _mm_loadu_ps(x + 4);
+    for (i = 8; i + 8 <= n; i += 8) {
+      m0 = _mm_max_ps(m0, _mm_loadu_ps(x + i));
+      m1 = _mm_max_ps(m1, _mm_loadu_ps(x + i + 4));
+    }
+    alignas(16) float lanes[4];
+    _mm_store_ps(lanes, _mm_max_ps(m0, m1));
+    float best = std::max(std::max(lanes[0], lanes[1]), std::max(lanes[2], lanes[3]));
+    for (; i < n; ++i) best = std::max(best, x[i]);
+    return best;
+  }
+#endif
+  float best = x[0];
+  for (i = 1; i < n; ++i) best = std::max(best, x[i]);
+  return best;
+}
+
 // Offers scores[j] for row first + (rows ? rows[j] : j) to top. Most rows
-// lose to the current k-th best: eight scores are compared at a time into a
-// bit mask (the loop vectorises) and only winners reach the heap.
+// lose to the current threshold: eight are compared at once into a bit mask
+// and only the winners reach top.
 void offer(const float* scores, const uint32_t* rows, uint32_t first, size_t m, uint32_t seg,
            TopK& top) {
-  float threshold = top.threshold();
+  auto row = [&](size_t j) { return first + (rows ? rows[j] : uint32_t(j)); };
   size_t j = 0;
-  for (; j + 8 <= m; j += 8) {
-    unsigned mask = 0;
-    for (unsigned t = 0; t < 8; ++t) mask |= unsigned(scores[j + t] > threshold) << t;
-    while (mask) {
+  for (; j + 8 <= m; j += 8)
+    for (unsigned mask = above8(scores + j, top.threshold()); mask; mask &= mask - 1) {
       const unsigned t = unsigned(__builtin_ctz(mask));
-      mask &= mask - 1;
-      if (!(scores[j + t] > threshold)) continue;  // the threshold rose meanwhile
-      top.push(scores[j + t], seg, first + (rows ? rows[j + t] : uint32_t(j + t)));
-      threshold = top.threshold();
+      top.push(scores[j + t], seg, row(j + t));
     }
-  }
-  for (; j < m; ++j) {
-    if (!(scores[j] > threshold)) continue;
-    top.push(scores[j], seg, first + (rows ? rows[j] : uint32_t(j)));
-    threshold = top.threshold();
-  }
+  for (; j < m; ++j) top.push(scores[j], seg, row(j));
 }
 
 // offer() for rows whose pass flag is set.
 void offer_masked(const float* scores, const uint8_t* pass, uint32_t first, size_t m, uint32_t seg,
                   TopK& top) {
-  float threshold = top.threshold();
-  for (size_t j = 0; j < m; ++j) {
-    if (!(scores[j] > threshold) || !pass[j]) continue;
-    top.push(scores[j], seg, first + uint32_t(j));
-    threshold = top.threshold();
-  }
+  for (size_t j = 0; j < m; ++j)
+    if (pass[j]) top.push(scores[j], seg, first + uint32_t(j));
 }
 
 // The next list's attribute columns: the filter reads them first, and a
@@ -140,17 +167,24 @@ void prefetch_checks(const Plan& plan, const Segment& seg, uint32_t list) {
   }
 }
 
+// The next list's codes, fetched while this one is scored: a list is a few
+// KB at a random place, too short a stream for the hardware prefetcher to
+// ramp up, and waiting for memory was half of an unfiltered walk's time.
+void prefetch_codes(const SegmentArrays& a, uint32_t list) {
+  const size_t row_bytes = a.dim * storage_bytes(a.storage);
+  const char* codes = reinterpret_cast<const char*>(a.codes.data());
+  const size_t b0 = a.list_offsets[list] * row_bytes, b1 = a.list_offsets[list + size_t{1}] * row_bytes;
+  for (size_t off = b0; off < b1; off += 64) __builtin_prefetch(codes + off);
+}
+
 // offer() for list positions first + j, checking the filter only for the
 // rows that would enter the top k.
 void offer_checked(const float* scores, uint32_t first, size_t m, const Plan& plan,
                    const SegmentArrays& a, uint32_t seg, TopK& top) {
-  float threshold = top.threshold();
   for (size_t j = 0; j < m; ++j) {
-    if (!(scores[j] > threshold)) continue;
+    if (!(scores[j] > top.threshold())) continue;
     const size_t p = first + j;
-    if (!passes_at(plan, a, p)) continue;
-    top.push(scores[j], seg, uint32_t(p));
-    threshold = top.threshold();
+    if (passes_at(plan, a, p)) top.push(scores[j], seg, uint32_t(p));
   }
 }
 
@@ -198,11 +232,12 @@ void scan_exact(const float* q, const SegmentArrays& a, const Plan& plan, uint32
   }
 }
 
-// The query quantised like the centroid codes: the integer dot product
-// times both scales approximates <q, c>.
+// The query quantised like the centroid codes and zero-padded to whole
+// groups of 4 (dot_i8_blocked): the integer dot product times both scales
+// approximates <q, c>.
 const int8_t* quantised_query(const float* q, size_t dim, Scratch& s) {
   if (s.q8_for == q) return s.q8.data();
-  s.q8.resize(dim);
+  s.q8.assign(4 * simd::i8_groups(dim), 0);
   s.q8_scale = quantise_i8(q, dim, s.q8.data());
   s.q8_for = q;
   return s.q8.data();
@@ -231,46 +266,51 @@ uint64_t list_key(float score, uint32_t list) {
 }
 
 // The i-th list to probe. Two stages: int8 centroid codes score every list
-// approximately; the best hint + 8, found by selection rather than sorting,
-// are re-scored in f32 and sorted exactly. A filtered walk that
-// goes further continues with the rest in approximate order.
+// approximately; the best hint + 8 of those estimates are re-scored in f32
+// and sorted exactly. A filtered walk that goes further continues with the
+// rest in approximate order.
 uint32_t list_at(const float* q, const Segment& seg, size_t i, size_t hint, Scratch& s) {
   const SegmentArrays& a = seg.arrays();
   const size_t nlist = a.nlist, dim = a.dim;
   const auto& k = simd::active();
   if (s.ranked_for != a.centroids.data()) {
     s.ranked_for = a.centroids.data();
-    s.list_int_scores.resize(nlist);
-    k.dot_i8(quantised_query(q, dim, s), seg.centroid_codes().data(), nullptr, nlist, dim,
-             s.list_int_scores.data());
+    const size_t blocks = simd::i8_blocks(nlist);
+    s.list_int_scores.resize(blocks * simd::kI8BlockRows);
+    k.dot_i8_blocked(quantised_query(q, dim, s), seg.centroid_blocks().data(), blocks,
+                     simd::i8_groups(dim), s.list_int_scores.data());
     auto& approx = s.list_approx;
     approx.resize(nlist);
     const float* cs = seg.centroid_code_scales().data();
-    for (size_t c = 0; c < nlist; ++c) {
-      approx[c] = float(s.list_int_scores[c]) * s.q8_scale * cs[c];
-      if (a.metric == Metric::l2) approx[c] = 2 * approx[c] - a.centroid_sqnorms[c];
-    }
+    const float qs = s.q8_scale;
+    for (size_t c = 0; c < nlist; ++c) approx[c] = float(s.list_int_scores[c]) * qs * cs[c];
+    if (a.metric == Metric::l2)
+      for (size_t c = 0; c < nlist; ++c) approx[c] = 2 * approx[c] - a.centroid_sqnorms[c];
     // The int8 ranking is close: re-scoring hint + 8 lists in f32 gave the
     // same recall at 1M rows as re-scoring 4 * hint, for a third of the work.
     const size_t exact = std::min(nlist, std::max<size_t>(16, hint + 8));
-    // Select the best `exact` without sorting: the smallest of the maxima of
-    // `exact` disjoint blocks is a score that at least `exact` lists reach,
-    // which leaves a few hundred candidates to select from.
-    const size_t block = nlist / exact;
-    float floor = std::numeric_limits<float>::infinity();
-    for (size_t b = 0; b < exact; ++b) {
-      float top = approx[b * block];
-      for (size_t c = b * block + 1; c < (b + 1) * block; ++c) top = approx[c] > top ? approx[c] : top;
-      floor = std::min(floor, top);
+    // Nominated without sorting the estimates: the maxima of 4 * exact
+    // blocks are scores of distinct lists, so the exact-th largest maximum
+    // is a floor that at least `exact` lists reach, and rarely many more.
+    const size_t nb = std::min(nlist, 4 * exact);
+    auto& maxima = s.list_maxima;
+    maxima.resize(nb);
+    for (size_t b = 0; b < nb; ++b) {
+      const size_t c0 = b * nlist / nb, c1 = (b + 1) * nlist / nb;
+      maxima[b] = max_of(approx.data() + c0, c1 - c0);
     }
-    auto& cand = s.list_candidates;  // (score, list), compacted without branches
-    cand.resize(nlist);
-    size_t found = 0;
-    for (size_t c = 0; c < nlist; ++c) {
-      cand[found] = {approx[c], uint32_t(c)};
-      found += approx[c] >= floor;
-    }
-    cand.resize(found);
+    std::nth_element(maxima.begin(), maxima.begin() + (exact - 1), maxima.end(), std::greater<float>());
+    const float below_floor = std::nextafter(maxima[exact - 1], -std::numeric_limits<float>::infinity());
+    auto& cand = s.list_candidates;  // (estimate, list) at or above the floor
+    cand.clear();
+    size_t c = 0;
+    for (; c + 8 <= nlist; c += 8)
+      for (unsigned mask = above8(approx.data() + c, below_floor); mask; mask &= mask - 1) {
+        const uint32_t list = uint32_t(c + unsigned(__builtin_ctz(mask)));
+        cand.emplace_back(approx[list], list);
+      }
+    for (; c < nlist; ++c)
+      if (approx[c] > below_floor) cand.emplace_back(approx[c], uint32_t(c));
     std::nth_element(cand.begin(), cand.begin() + (exact - 1), cand.end(),
                      [](const auto& x, const auto& y) { return x.first > y.first; });
     s.list_picks.resize(exact);
@@ -340,7 +380,14 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
     if (li >= plan.nprobe && (!check || matches >= plan.target_matches)) break;
     const uint32_t list = list_at(q, segment, li, plan.expected_lists, s);
     const size_t p0 = a.list_offsets[list], p1 = a.list_offsets[list + size_t{1}];
-    if (check && !plan.check_late && li + 1 < a.nlist) prefetch_checks(plan, segment, list_at(q, segment, li + 1, plan.expected_lists, s));
+    // (Only lists the walk will visit, and never past the sorted ones.)
+    if (li + 1 < s.ranked && (li + 1 < plan.nprobe || check)) {
+      const uint32_t next = list_at(q, segment, li + 1, plan.expected_lists, s);
+      if (!check || plan.check_late)
+        prefetch_codes(a, next);
+      else
+        prefetch_checks(plan, segment, next);
+    }
     for (size_t b = p0; b < p1; b += kBlock) {
       const size_t e = std::min(p1, b + kBlock);
       // Positions relative to the block start, so the kernels index from it.
@@ -438,6 +485,7 @@ void walk_ivf_batch(const float* queries, size_t nq, const Segment& segment, con
     const uint32_t list = uint32_t(pairs[i] >> 32);
     size_t j = i;
     while (j < pairs.size() && uint32_t(pairs[j] >> 32) == list) ++j;
+    if (j < pairs.size()) prefetch_codes(a, uint32_t(pairs[j] >> 32));
     const size_t p0 = a.list_offsets[list], p1 = a.list_offsets[list + size_t{1}];
     for (size_t b = p0; b < p1; b += kBlock) {
       const size_t m = std::min(p1, b + kBlock) - b;

@@ -16,7 +16,7 @@ struct Scratch {
   std::vector<uint64_t> batch_pairs;  // (list, query) of a batched IVF walk
   std::vector<TopK> batch_approx;     // per query of a batched IVF walk
   std::vector<int32_t> int_scores;
-  std::vector<int8_t> q8;  // the query quantised for the centroid codes
+  std::vector<int8_t> q8;  // the query quantised for the centroid codes (padded)
   float q8_scale = 0;
   const float* q8_for = nullptr;
   std::vector<float> qc_tmp;  // the query scaled per dimension for i8 list codes
@@ -31,6 +31,7 @@ struct Scratch {
   std::vector<int32_t> list_int_scores;
   std::vector<uint32_t> list_picks;
   std::vector<float> list_approx;  // int8 estimate of every list's score
+  std::vector<float> list_maxima;   // of blocks of list_approx (list_at)
   std::vector<std::pair<float, uint32_t>> list_candidates;
   std::vector<float> list_scores;
   std::vector<uint64_t> list_keys;  // (score, list) keys, see list_at()

@@ -6,6 +6,7 @@
 
 #include "ann/filter.hpp"
 #include "ann/quantise.hpp"
+#include "simd/i8_blocks.hpp"
 
 #include "common/errors.hpp"
 
@@ -113,10 +114,11 @@ void validate(const SegmentArrays& a) {
 
 Segment::Segment(SegmentArrays arrays) : a_(std::move(arrays)) {
   const size_t dim = a_.dim;
-  centroid_codes_.resize(size_t{a_.nlist} * dim);
+  std::vector<int8_t> codes(size_t{a_.nlist} * dim);
   centroid_code_scales_.resize(a_.nlist);
   for (size_t c = 0; c < a_.nlist; ++c)
-    centroid_code_scales_[c] = quantise_i8(a_.centroids.data() + c * dim, dim, centroid_codes_.data() + c * dim);
+    centroid_code_scales_[c] = quantise_i8(a_.centroids.data() + c * dim, dim, codes.data() + c * dim);
+  centroid_blocks_ = simd::interleave_i8(codes.data(), a_.nlist, dim);
   if (a_.nlist) {
     row_to_pos_.resize(a_.rows());
     for (size_t p = 0; p < a_.rows(); ++p) row_to_pos_[a_.list_rows[p]] = uint32_t(p);

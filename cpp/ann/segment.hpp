@@ -69,9 +69,10 @@ class Segment {
   std::vector<std::pair<size_t, size_t>> postings(const Condition& condition) const;
   // List position -> list id, derived once (used when a merge keeps lists).
   std::vector<uint32_t> row_lists() const;
-  // The centroids as int8 codes with one scale each: a quarter of the f32
-  // bytes, so ranking thousands of lists per query stays in L2 cache.
-  const std::vector<int8_t>& centroid_codes() const { return centroid_codes_; }
+  // The centroids as int8 codes with one scale each, interleaved for
+  // dot_i8_blocked (simd/i8_blocks.hpp): a quarter of the f32 bytes, so
+  // ranking thousands of lists per query stays in L2 cache.
+  const std::vector<int8_t>& centroid_blocks() const { return centroid_blocks_; }
   const std::vector<float>& centroid_code_scales() const { return centroid_code_scales_; }
   // Row -> its position in list order (IVF segments only): lets removals and
   // allow-lists be expressed in list order, where the IVF walk reads.
@@ -83,7 +84,7 @@ class Segment {
  private:
   explicit Segment(SegmentArrays arrays);
   SegmentArrays a_;
-  std::vector<int8_t> centroid_codes_;
+  std::vector<int8_t> centroid_blocks_;
   std::vector<float> centroid_code_scales_;
   std::vector<uint32_t> row_to_pos_;
   std::vector<int32_t> list_attrs32_;

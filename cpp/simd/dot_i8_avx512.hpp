@@ -55,5 +55,38 @@ void dot_i8_with(const int8_t* q, const int8_t* base, const uint32_t* idx, size_
   }
 }
 
+// dot_i8 over the interleaved layout (i8_blocks.hpp): per group of 4
+// dimensions, one 64-byte load holds those bytes of 16 rows and one `Dot`
+// adds them into the 16 row sums. The query's groups are prepared 16 at a
+// time (broadcast |q| and q's sign mask), so they stay in registers.
+template <class Dot>
+void dot_i8_blocked_with(const int8_t* q, const int8_t* blocked, size_t blocks, size_t groups,
+                         int32_t* out, Dot dot) {
+  constexpr size_t G = 16;
+  const __m512i zero = _mm512_setzero_si512();
+  for (size_t g0 = 0; g0 < groups; g0 += G) {
+    const size_t gn = groups - g0 < G ? groups - g0 : G;
+    __m512i uq[G];
+    __mmask64 neg[G];
+    for (size_t g = 0; g < gn; ++g) {
+      int32_t word;
+      __builtin_memcpy(&word, q + 4 * (g0 + g), 4);
+      const __m512i qv = _mm512_set1_epi32(word);
+      uq[g] = _mm512_abs_epi8(qv);
+      neg[g] = _mm512_movepi8_mask(qv);
+    }
+    for (size_t b = 0; b < blocks; ++b) {
+      const int8_t* blk = blocked + (b * groups + g0) * 64;
+      int32_t* o = out + b * 16;
+      __m512i acc = g0 ? _mm512_loadu_si512(o) : zero;
+      for (size_t g = 0; g < gn; ++g) {
+        const __m512i xv = _mm512_loadu_si512(blk + g * 64);
+        acc = dot(acc, uq[g], _mm512_mask_sub_epi8(xv, neg[g], zero, xv));
+      }
+      _mm512_storeu_si512(o, acc);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace engine::simd

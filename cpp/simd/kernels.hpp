@@ -24,6 +24,10 @@ struct Kernels {
   // level computes the same integers.
   void (*dot_i8)(const int8_t* q, const int8_t* base, const uint32_t* idx, size_t n, size_t dim,
                  int32_t* out);
+  // The same integers for rows in the interleaved layout of i8_blocks.hpp:
+  // q holds 4 * groups bytes (zero past dim), out 16 * blocks sums.
+  void (*dot_i8_blocked)(const int8_t* q, const int8_t* blocked, size_t blocks, size_t groups,
+                         int32_t* out);
   // Scores of nq queries against n rows: out is nq x n, row-major. Rows are
   // loaded once per group of queries, so batches cost less per query.
   void (*dot_f32_multi)(const float* queries, size_t nq, const float* rows, size_t n, size_t dim,

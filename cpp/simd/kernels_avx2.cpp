@@ -116,6 +116,29 @@ void dot_i8(const int8_t* q, const int8_t* base, const uint32_t* idx, size_t n, 
   }
 }
 
+// dot_i8 over the interleaved layout (i8_blocks.hpp): a block's 16 rows are
+// two registers per group of 4 dimensions; q's 4 bytes are broadcast and its
+// signs moved onto the codes as in dot_i8.
+void dot_i8_blocked(const int8_t* q, const int8_t* blocked, size_t blocks, size_t groups,
+                    int32_t* out) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (size_t b = 0; b < blocks; ++b) {
+    const int8_t* blk = blocked + b * groups * 64;
+    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+    for (size_t g = 0; g < groups; ++g) {
+      int32_t word;
+      __builtin_memcpy(&word, q + 4 * g, 4);
+      const __m256i qv = _mm256_set1_epi32(word), uq = _mm256_abs_epi8(qv);
+      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + g * 64));
+      const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + g * 64 + 32));
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_maddubs_epi16(uq, _mm256_sign_epi8(x0, qv)), ones));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_maddubs_epi16(uq, _mm256_sign_epi8(x1, qv)), ones));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * 16), lo);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * 16 + 8), hi);
+  }
+}
+
 // Scores as a small matrix product: rows packed 8 at a time in
 // dimension-major order, one load feeding four FMAs (see the AVX-512 kernel).
 void dot_f32_multi(const float* queries, size_t nq, const float* rows, size_t n, size_t dim,
@@ -172,7 +195,8 @@ void f32_to_f16(const float* in, uint16_t* out, size_t n) {
 }  // namespace
 
 const Kernels& avx2_kernels() {
-  static const Kernels k{Level::avx2, "avx2", dot_f32, dot_f16, dot_i8, dot_f32_multi, f32_to_f16};
+  static const Kernels k{Level::avx2, "avx2", dot_f32, dot_f16, dot_i8, dot_i8_blocked,
+                         dot_f32_multi, f32_to_f16};
   return k;
 }
 

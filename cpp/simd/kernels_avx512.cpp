@@ -91,6 +91,13 @@ void dot_i8(const int8_t* q, const int8_t* base, const uint32_t* idx, size_t n, 
     return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(uq, sx), ones));
   });
 }
+void dot_i8_blocked(const int8_t* q, const int8_t* blocked, size_t blocks, size_t groups,
+                    int32_t* out) {
+  const __m512i ones = _mm512_set1_epi16(1);
+  dot_i8_blocked_with(q, blocked, blocks, groups, out, [&](__m512i acc, __m512i uq, __m512i sx) {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(uq, sx), ones));
+  });
+}
 
 // Scores as a small matrix product: rows are packed 16 at a time in
 // dimension-major order, so one load feeds eight FMAs (one per query, the
@@ -139,7 +146,8 @@ void f32_to_f16(const float* in, uint16_t* out, size_t n) {
 }  // namespace
 
 const Kernels& avx512_kernels() {
-  static const Kernels k{Level::avx512, "avx512", dot_f32, dot_f16, dot_i8, dot_f32_multi, f32_to_f16};
+  static const Kernels k{Level::avx512, "avx512", dot_f32, dot_f16, dot_i8, dot_i8_blocked,
+                         dot_f32_multi, f32_to_f16};
   return k;
 }
 

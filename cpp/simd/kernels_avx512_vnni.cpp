@@ -16,6 +16,13 @@ void dot_i8_vnni(const int8_t* q, const int8_t* base, const uint32_t* idx, size_
   });
 }
 
+void dot_i8_blocked_vnni(const int8_t* q, const int8_t* blocked, size_t blocks, size_t groups,
+                         int32_t* out) {
+  dot_i8_blocked_with(q, blocked, blocks, groups, out, [](__m512i acc, __m512i uq, __m512i sx) {
+    return _mm512_dpbusd_epi32(acc, uq, sx);
+  });
+}
+
 }  // namespace
 
 const Kernels& avx512_vnni_kernels() {
@@ -23,6 +30,7 @@ const Kernels& avx512_vnni_kernels() {
     Kernels t = avx512_kernels();
     t.name = "avx512_vnni";
     t.dot_i8 = dot_i8_vnni;
+    t.dot_i8_blocked = dot_i8_blocked_vnni;
     return t;
   }();
   return k;

@@ -1,6 +1,7 @@
 // Scalar reference kernels: plain loops, compiled without auto-vectorisation.
 // Every SIMD level is tested against these.
 #include "simd/half.hpp"
+#include "simd/i8_blocks.hpp"
 #include "simd/kernels.hpp"
 
 namespace engine::simd {
@@ -36,6 +37,17 @@ void dot_i8(const int8_t* q, const int8_t* base, const uint32_t* idx, size_t n, 
     out[i] = acc;
   }
 }
+void dot_i8_blocked(const int8_t* q, const int8_t* blocked, size_t blocks, size_t groups,
+                    int32_t* out) {
+  for (size_t b = 0; b < blocks; ++b)
+    for (size_t r = 0; r < kI8BlockRows; ++r) {
+      int32_t acc = 0;
+      for (size_t g = 0; g < groups; ++g)
+        for (size_t j = 0; j < 4; ++j)
+          acc += int32_t{q[4 * g + j]} * int32_t{blocked[((b * groups + g) * kI8BlockRows + r) * 4 + j]};
+      out[b * kI8BlockRows + r] = acc;
+    }
+}
 void dot_f32_multi(const float* queries, size_t nq, const float* rows, size_t n, size_t dim,
                    float* out) {
   for (size_t j = 0; j < nq; ++j) dot_f32(queries + j * dim, rows, nullptr, n, dim, out + j * n);
@@ -47,8 +59,8 @@ void f32_to_f16(const float* in, uint16_t* out, size_t n) {
 }  // namespace
 
 const Kernels& scalar_kernels() {
-  static const Kernels k{Level::scalar, "scalar", dot_f32, dot_f16, dot_i8, dot_f32_multi,
-                         f32_to_f16};
+  static const Kernels k{Level::scalar, "scalar", dot_f32, dot_f16, dot_i8, dot_i8_blocked,
+                         dot_f32_multi, f32_to_f16};
   return k;
 }
 
