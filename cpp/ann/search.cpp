@@ -29,12 +29,17 @@ bool passes_checks(const Plan& plan, const int64_t* attrs, size_t n, size_t pos,
 }
 
 // IVF walk: the same test by list position, where the walk's bitsets and
-// attribute copies are laid out.
-bool passes_at(const Plan& plan, const SegmentArrays& a, size_t p) {
+// attribute copies (int32 when they fit: the columns prefetch_checks reads)
+// are laid out.
+bool passes_at(const Plan& plan, const Segment& seg, size_t p) {
   if (plan.dead && test_bit(plan.dead, p)) return false;
   if (!plan.allow_bits.empty() && !test_bit(plan.allow_bits.data(), p)) return false;
-  for (const Condition* c : plan.checks)
-    if (!c->contains(a.list_attrs[size_t{c->column} * a.rows() + p])) return false;
+  const SegmentArrays& a = seg.arrays();
+  const auto& narrow = seg.list_attrs32();
+  for (const Condition* c : plan.checks) {
+    const size_t at = size_t{c->column} * a.rows() + p;
+    if (!c->contains(narrow.empty() ? a.list_attrs[at] : int64_t{narrow[at]})) return false;
+  }
   return true;
 }
 
@@ -180,11 +185,21 @@ void prefetch_codes(const SegmentArrays& a, uint32_t list) {
 // offer() for list positions first + j, checking the filter only for the
 // rows that would enter the top k.
 void offer_checked(const float* scores, uint32_t first, size_t m, const Plan& plan,
-                   const SegmentArrays& a, uint32_t seg, TopK& top) {
+                   const Segment& segment, uint32_t seg, TopK& top) {
   for (size_t j = 0; j < m; ++j) {
     if (!(scores[j] > top.threshold())) continue;
     const size_t p = first + j;
-    if (passes_at(plan, a, p)) top.push(scores[j], seg, uint32_t(p));
+    if (passes_at(plan, segment, p)) top.push(scores[j], seg, uint32_t(p));
+  }
+}
+
+// The f32 originals of rows about to be re-scored: scattered over the
+// catalogue, so all their loads are issued at once instead of one row at a time.
+void prefetch_rows(const SegmentArrays& a, const std::vector<uint32_t>& rows) {
+  const size_t bytes = a.dim * sizeof(float);
+  for (uint32_t r : rows) {
+    const char* v = reinterpret_cast<const char*>(a.vectors.data() + size_t{r} * a.dim);
+    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(v + off);
   }
 }
 
@@ -383,10 +398,10 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
     // (Only lists the walk will visit, and never past the sorted ones.)
     if (li + 1 < s.ranked && (li + 1 < plan.nprobe || check)) {
       const uint32_t next = list_at(q, segment, li + 1, plan.expected_lists, s);
-      if (!check || plan.check_late)
-        prefetch_codes(a, next);
-      else
-        prefetch_checks(plan, segment, next);
+      // A late check reads the attributes of the rows that beat the
+      // threshold, scattered over the list: they are prefetched too.
+      if (!check || plan.check_late) prefetch_codes(a, next);
+      if (check) prefetch_checks(plan, segment, next);
     }
     for (size_t b = p0; b < p1; b += kBlock) {
       const size_t e = std::min(p1, b + kBlock);
@@ -394,7 +409,7 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
       s.picks.clear();
       if (check && plan.check_late) {
         score_codes(q, a, b, nullptr, e - b, s);
-        offer_checked(s.scores.data(), b, e - b, plan, a, seg, s.approx);
+        offer_checked(s.scores.data(), b, e - b, plan, segment, seg, s.approx);
         matches += size_t(double(e - b) * plan.selectivity);
         continue;
       }
@@ -433,6 +448,7 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
   // Compact codes only nominate candidates; their order comes from f32.
   s.rerank_rows.clear();
   for (const Hit& h : candidates) s.rerank_rows.push_back(a.list_rows[h.row]);
+  prefetch_rows(a, s.rerank_rows);
   score_rows(q, a, s.rerank_rows.data(), 0, s.rerank_rows.size(), seg, top, s);
 }
 
@@ -505,6 +521,7 @@ void walk_ivf_batch(const float* queries, size_t nq, const Segment& segment, con
     }
     s.rerank_rows.clear();
     for (const Hit& h : candidates) s.rerank_rows.push_back(a.list_rows[h.row]);
+    prefetch_rows(a, s.rerank_rows);
     score_rows(queries + qi * dim, a, s.rerank_rows.data(), 0, s.rerank_rows.size(), seg, tops[qi], s);
   }
 }

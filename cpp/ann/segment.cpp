@@ -170,6 +170,32 @@ std::vector<std::pair<size_t, size_t>> Segment::postings(const Condition& cond) 
   return out;
 }
 
+size_t Segment::matching_rows(const Condition& cond) const {
+  const size_t column = cond.column;
+  const int64_t* all = a_.post_values.data();
+  const int64_t* it = all + a_.post_col[column];
+  const int64_t* end = all + a_.post_col[column + 1];
+  const uint64_t* off = a_.post_offsets.data() + column;  // value g: off[g + 1] - off[g] rows
+  size_t count = 0;
+  if (!cond.bits.empty()) {
+    // Branch-free over the column's values in range: a store filter names
+    // thousands of merchants, and most of the column's values are tested.
+    const uint64_t* bits = cond.bits.data();
+    for (it = std::lower_bound(it, end, cond.lo); it != end && *it <= cond.hi; ++it) {
+      const uint64_t o = uint64_t(*it) - uint64_t(cond.lo);
+      const size_t g = size_t(it - all);
+      count += size_t(off[g + 1] - off[g]) & (size_t{0} - ((bits[o >> 6] >> (o & 63)) & 1u));
+    }
+    return count;
+  }
+  for (int64_t v : cond.values) {
+    const int64_t* at = std::lower_bound(it, end, v);
+    if (at != end && *at == v) count += size_t(off[at - all + 1] - off[at - all]);
+    it = at;
+  }
+  return count;
+}
+
 std::vector<uint32_t> Segment::row_lists() const {
   std::vector<uint32_t> lists(rows());
   for (uint32_t l = 0; l < a_.nlist; ++l)

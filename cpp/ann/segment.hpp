@@ -67,6 +67,8 @@ class Segment {
   // a bitmap condition, over those in its range): thousands of store ids
   // cost a merge, not thousands of searches.
   std::vector<std::pair<size_t, size_t>> postings(const Condition& condition) const;
+  // The number of rows postings() covers, without listing them.
+  size_t matching_rows(const Condition& condition) const;
   // List position -> list id, derived once (used when a merge keeps lists).
   std::vector<uint32_t> row_lists() const;
   // The centroids as int8 codes with one scale each, interleaved for
