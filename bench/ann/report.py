@@ -206,8 +206,8 @@ def _unfiltered_section(doc) -> list[str]:
 def _filtered_section(doc) -> list[str]:
     out = ["## Filtered top-10, batch 1", "",
            "Best QPS at recall ≥ 0.95 against the exact filtered top 10. The engine gets the "
-           "filter as a dict per call (`{'merchant_id': m}`, `{'merchant_id': [...]}`, "
-           "`{'in_stock': True}`); FAISS gets an `IDSelectorBitmap` built once per filter "
+           "filter as a dict per call (`{'merchant_id': m}`, `{'merchant_id': int64 array}`, "
+           "`{'in_stock': True}`), validated and planned in the timed call; FAISS gets an `IDSelectorBitmap` built once per filter "
            "(untimed); hnswlib gets a Python `filter=` callback; the post-filter baseline "
            "over-fetches k/selectivity×2 from an unfiltered IVF-Flat and drops the rest. "
            "usearch's Python API has no predicate search, so it is absent here.", ""]

@@ -61,9 +61,12 @@ class FilterCase:
         return float(self.mask.mean())
 
     def engine_filter(self) -> dict:
+        """The filter as a service would hold it: one id, a bool, or an int64
+        array of merchant ids (a Python list of 811 ids would spend ~16 us of
+        each call in numpy's list conversion, not in the search)."""
         values = self.values
-        if isinstance(values, list) and len(values) == 1:
-            values = values[0]
+        if isinstance(values, list):
+            values = values[0] if len(values) == 1 else np.asarray(values, dtype=np.int64)
         return {self.column: values}
 
 
