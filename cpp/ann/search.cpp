@@ -48,11 +48,14 @@ template <typename T>
 void check_column(const Condition& c, const T* col, size_t m, uint8_t* ok) {
   const auto& vals = c.values;
   if (!c.bits.empty()) {
+    // Without branches: most values of a store filter's column are in
+    // range, and the test's outcome is a coin flip the CPU cannot predict.
     const uint64_t* bits = c.bits.data();
-    const uint64_t lo = uint64_t(c.lo), span = 64 * c.bits.size();
+    const uint64_t lo = uint64_t(c.lo), last = c.bits.size() - 1, span = 64 * c.bits.size();
     for (size_t j = 0; j < m; ++j) {
       const uint64_t o = uint64_t(int64_t(col[j])) - lo;  // wraps below lo
-      ok[j] &= uint8_t(o < span && ((bits[o >> 6] >> (o & 63)) & 1u));
+      const uint64_t word = bits[std::min(o >> 6, last)];
+      ok[j] &= uint8_t(unsigned(o < span) & unsigned(word >> (o & 63)));
     }
   } else if (vals.size() == 1) {
     const int64_t v = vals[0];
@@ -70,7 +73,7 @@ void check_column(const Condition& c, const T* col, size_t m, uint8_t* ok) {
 
 // Positions b + out[i] in [b, e) that pass every check. Each condition is one
 // tight loop over a column (int32 when the values fit), so the common ones
-// vectorise; survivors are compacted without branches.
+// vectorise; survivors are compacted through bit masks.
 size_t filter_block(const Plan& plan, const Segment& seg, size_t b, size_t e, uint32_t* out,
                     uint8_t* ok) {
   const SegmentArrays& a = seg.arrays();
@@ -88,8 +91,18 @@ size_t filter_block(const Plan& plan, const Segment& seg, size_t b, size_t e, ui
     for (size_t j = 0; j < m; ++j) ok[j] &= uint8_t(!test_bit(plan.dead, b + j));
   if (!plan.allow_bits.empty())
     for (size_t j = 0; j < m; ++j) ok[j] &= uint8_t(test_bit(plan.allow_bits.data(), b + j));
-  size_t count = 0;
-  for (size_t j = 0; j < m; ++j) {
+  size_t count = 0, j = 0;
+#if defined(__SSE2__)
+  // Sixteen flags at a time into a bit mask: only the survivors cost a step.
+  const __m128i zero = _mm_setzero_si128();
+  for (; j + 16 <= m; j += 16) {
+    const __m128i flags = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ok + j));
+    for (unsigned mask = ~unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(flags, zero))) & 0xffffu; mask;
+         mask &= mask - 1)
+      out[count++] = uint32_t(j + unsigned(__builtin_ctz(mask)));
+  }
+#endif
+  for (; j < m; ++j) {
     out[count] = uint32_t(j);
     count += ok[j];
   }
@@ -183,14 +196,18 @@ void prefetch_codes(const SegmentArrays& a, uint32_t list) {
 }
 
 // offer() for list positions first + j, checking the filter only for the
-// rows that would enter the top k.
+// rows that would enter the top k (found eight at a time, as in offer()).
 void offer_checked(const float* scores, uint32_t first, size_t m, const Plan& plan,
                    const Segment& segment, uint32_t seg, TopK& top) {
-  for (size_t j = 0; j < m; ++j) {
-    if (!(scores[j] > top.threshold())) continue;
-    const size_t p = first + j;
-    if (passes_at(plan, segment, p)) top.push(scores[j], seg, uint32_t(p));
-  }
+  auto consider = [&](size_t j) {
+    if (scores[j] > top.threshold() && passes_at(plan, segment, first + j))
+      top.push(scores[j], seg, uint32_t(first + j));
+  };
+  size_t j = 0;
+  for (; j + 8 <= m; j += 8)
+    for (unsigned mask = above8(scores + j, top.threshold()); mask; mask &= mask - 1)
+      consider(j + unsigned(__builtin_ctz(mask)));
+  for (; j < m; ++j) consider(j);
 }
 
 // The f32 originals of rows about to be re-scored: scattered over the

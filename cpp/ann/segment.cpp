@@ -119,6 +119,21 @@ Segment::Segment(SegmentArrays arrays) : a_(std::move(arrays)) {
   for (size_t c = 0; c < a_.nlist; ++c)
     centroid_code_scales_[c] = quantise_i8(a_.centroids.data() + c * dim, dim, codes.data() + c * dim);
   centroid_blocks_ = simd::interleave_i8(codes.data(), a_.nlist, dim);
+  // Rows per value by value, for columns whose values are dense enough
+  // (ids of merchants, categories, flags): counting a filter's rows is then
+  // one lookup per requested value instead of a pass over the column's values.
+  value_rows_.resize(a_.n_columns);
+  value_min_.assign(a_.n_columns, 0);
+  for (size_t c = 0; c < a_.n_columns; ++c) {
+    const size_t v0 = a_.post_col[c], v1 = a_.post_col[c + 1];
+    const uint64_t span = uint64_t(a_.post_values[v1 - 1]) - uint64_t(a_.post_values[v0]) + 1;
+    if (span > 4 * (v1 - v0) + 1024) continue;
+    value_min_[c] = a_.post_values[v0];
+    value_rows_[c].assign(span, 0);
+    for (size_t g = v0; g < v1; ++g)
+      value_rows_[c][uint64_t(a_.post_values[g]) - uint64_t(value_min_[c])] =
+          uint32_t(a_.post_offsets[g + c + 1] - a_.post_offsets[g + c]);
+  }
   if (a_.nlist) {
     row_to_pos_.resize(a_.rows());
     for (size_t p = 0; p < a_.rows(); ++p) row_to_pos_[a_.list_rows[p]] = uint32_t(p);
@@ -172,27 +187,23 @@ std::vector<std::pair<size_t, size_t>> Segment::postings(const Condition& cond) 
 
 size_t Segment::matching_rows(const Condition& cond) const {
   const size_t column = cond.column;
-  const int64_t* all = a_.post_values.data();
-  const int64_t* it = all + a_.post_col[column];
-  const int64_t* end = all + a_.post_col[column + 1];
-  const uint64_t* off = a_.post_offsets.data() + column;  // value g: off[g + 1] - off[g] rows
+  const std::vector<uint32_t>& dense = value_rows_[column];
   size_t count = 0;
-  if (!cond.bits.empty()) {
-    // Branch-free over the column's values in range: a store filter names
-    // thousands of merchants, and most of the column's values are tested.
-    const uint64_t* bits = cond.bits.data();
-    for (it = std::lower_bound(it, end, cond.lo); it != end && *it <= cond.hi; ++it) {
-      const uint64_t o = uint64_t(*it) - uint64_t(cond.lo);
-      const size_t g = size_t(it - all);
-      count += size_t(off[g + 1] - off[g]) & (size_t{0} - ((bits[o >> 6] >> (o & 63)) & 1u));
+  auto add = [&](int64_t v) {
+    const uint64_t o = uint64_t(v) - uint64_t(value_min_[column]);  // wraps below the minimum
+    if (o < dense.size()) count += dense[o];
+  };
+  if (!dense.empty()) {
+    if (cond.bits.empty()) {
+      for (int64_t v : cond.values) add(v);
+    } else {  // the condition's values are its set bits
+      for (size_t w = 0; w < cond.bits.size(); ++w)
+        for (uint64_t word = cond.bits[w]; word; word &= word - 1)
+          add(int64_t(uint64_t(cond.lo) + 64 * w + uint64_t(__builtin_ctzll(word))));
     }
     return count;
   }
-  for (int64_t v : cond.values) {
-    const int64_t* at = std::lower_bound(it, end, v);
-    if (at != end && *at == v) count += size_t(off[at - all + 1] - off[at - all]);
-    it = at;
-  }
+  for (auto [b, e] : postings(cond)) count += e - b;
   return count;
 }
 

@@ -90,6 +90,8 @@ class Segment {
   std::vector<float> centroid_code_scales_;
   std::vector<uint32_t> row_to_pos_;
   std::vector<int32_t> list_attrs32_;
+  std::vector<std::vector<uint32_t>> value_rows_;  // per column: rows of value_min_ + i, or empty
+  std::vector<int64_t> value_min_;
 };
 
 }  // namespace engine::ann

@@ -46,7 +46,7 @@ class TopK {
   // is deterministic.
   std::vector<Hit> sorted() const {
     std::vector<Hit> out(hits_.begin(), hits_.begin() + size_);
-    std::stable_sort(out.begin(), out.end(), [](const Hit& a, const Hit& b) {
+    std::sort(out.begin(), out.end(), [](const Hit& a, const Hit& b) {
       if (a.score != b.score) return a.score > b.score;
       if (a.segment != b.segment) return a.segment < b.segment;
       return a.row < b.row;
