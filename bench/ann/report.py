@@ -285,8 +285,11 @@ def _notes(doc) -> list[str]:
     st = doc["settings"]
     out.append(f"- Sweeps go up the knob and stop at the first point with recall ≥ 0.995, "
                f"below 20 QPS, or after recall gained < 0.002 over two steps. Each point is the fastest of up to {st.get('repeats', 1)} timed "
-               f"runs of the same queries (fewer when a run takes over {st['budget_s']:g} s); "
-               "a shared 2-core VM is still noisy, so read ratios to ±15 %.")
+               f"runs of the same queries (fewer when a run takes over {st['budget_s']:g} s)"
+               + (f", over {st['rounds']} rounds that alternate the order of the libraries"
+                  if st.get("rounds", 1) > 1 else "")
+               + "; a shared 2-core VM (whose hypervisor steals up to half the CPU at times) "
+               "is still noisy, so read ratios to ±15 %.")
     return ["## Notes", "", *out, ""] if out else []
 
 
