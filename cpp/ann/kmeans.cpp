@@ -9,20 +9,9 @@
 #include "simd/dispatch.hpp"
 
 namespace engine::ann {
-namespace {
-
-void normalise(float* v, size_t dim) {
-  double s = 0;
-  for (size_t d = 0; d < dim; ++d) s += double(v[d]) * v[d];
-  if (s <= 0) return;
-  const float inv = float(1.0 / std::sqrt(s));
-  for (size_t d = 0; d < dim; ++d) v[d] *= inv;
-}
-
-}  // namespace
 
 void assign_to_centroids(const float* x, size_t n, size_t dim, const float* centroids,
-                         const float* centroid_sqnorms, size_t nlist, bool spherical,
+                         const float* centroid_sqnorms, size_t nlist, bool by_inner_product,
                          uint32_t* out, int threads) {
   const auto& k = simd::active();
   // Points are the packed operand of the matrix kernel (a block of them is
@@ -40,8 +29,8 @@ void assign_to_centroids(const float* x, size_t n, size_t dim, const float* cent
       std::fill(arg.begin(), arg.end(), 0u);
       for (size_t c = 0; c < nlist; ++c) {
         const float* s = scores.data() + c * m;
-        const float shift = spherical ? 0.0f : centroid_sqnorms[c];
-        const float scale = spherical ? 1.0f : 2.0f;
+        const float shift = by_inner_product ? 0.0f : centroid_sqnorms[c];
+        const float scale = by_inner_product ? 1.0f : 2.0f;
         for (size_t j = 0; j < m; ++j) {
           const float v = scale * s[j] - shift;
           const bool better = v > best[j];
@@ -55,7 +44,7 @@ void assign_to_centroids(const float* x, size_t n, size_t dim, const float* cent
 }
 
 std::vector<float> train_centroids(const float* x, size_t n, size_t dim, size_t nlist,
-                                   bool spherical, int iterations, uint64_t seed, int threads) {
+                                   bool by_inner_product, int iterations, uint64_t seed, int threads) {
   std::mt19937_64 rng(seed);
   // Train on a sample: 32 points per centroid is enough for a coarse quantiser.
   const size_t m = std::min(n, nlist * 32);
@@ -68,8 +57,6 @@ std::vector<float> train_centroids(const float* x, size_t n, size_t dim, size_t 
   std::vector<float> cent(nlist * dim);
   for (size_t c = 0; c < nlist; ++c)  // the first nlist sampled points are distinct rows
     std::copy_n(sample.data() + (c % m) * dim, dim, cent.data() + c * dim);
-  if (spherical)
-    for (size_t c = 0; c < nlist; ++c) normalise(cent.data() + c * dim, dim);
 
   std::vector<uint32_t> assign(m);
   std::vector<float> cnorm(nlist);
@@ -81,7 +68,7 @@ std::vector<float> train_centroids(const float* x, size_t n, size_t dim, size_t 
       for (size_t d = 0; d < dim; ++d) s += double(cent[c * dim + d]) * cent[c * dim + d];
       cnorm[c] = float(s);
     }
-    assign_to_centroids(sample.data(), m, dim, cent.data(), cnorm.data(), nlist, spherical,
+    assign_to_centroids(sample.data(), m, dim, cent.data(), cnorm.data(), nlist, by_inner_product,
                         assign.data(), threads);
     std::fill(sums.begin(), sums.end(), 0.0);
     std::fill(counts.begin(), counts.end(), 0);
@@ -102,7 +89,6 @@ std::vector<float> train_centroids(const float* x, size_t n, size_t dim, size_t 
       } else {
         for (size_t d = 0; d < dim; ++d) cent[c * dim + d] = float(sums[c * dim + d] / double(counts[c]));
       }
-      if (spherical) normalise(cent.data() + c * dim, dim);
     }
   }
   return cent;

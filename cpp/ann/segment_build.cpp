@@ -122,7 +122,7 @@ uint32_t calibrate_nprobe(const SegmentArrays& a, const std::vector<uint32_t>& r
 void build_ivf(SegmentArrays& a, const BuildInput& in, const std::vector<uint32_t>& order) {
   const size_t n = a.rows(), dim = a.dim;
   const auto& k = simd::active();
-  const bool spherical = a.metric != Metric::l2;
+  const bool by_inner_product = a.metric != Metric::l2;
   bool reuse = bool(in.centroid_source);
   if (reuse) {
     const SegmentArrays& src = in.centroid_source->arrays();
@@ -133,7 +133,7 @@ void build_ivf(SegmentArrays& a, const BuildInput& in, const std::vector<uint32_
   } else {
     size_t nlist = in.nlist ? in.nlist : size_t(std::lround(4.0 * std::sqrt(double(n))));
     nlist = std::clamp<size_t>(nlist, 1, n);
-    auto cent = train_centroids(a.vectors.data(), n, dim, nlist, spherical, 10, in.seed, in.threads);
+    auto cent = train_centroids(a.vectors.data(), n, dim, nlist, by_inner_product, 10, in.seed, in.threads);
     std::vector<float> cnorm(nlist);
     for (size_t c = 0; c < nlist; ++c) {
       double s = 0;
@@ -158,7 +158,7 @@ void build_ivf(SegmentArrays& a, const BuildInput& in, const std::vector<uint32_
       std::copy_n(a.vectors.data() + size_t{todo[i]} * dim, dim, x.data() + i * dim);
     std::vector<uint32_t> got(todo.size());
     assign_to_centroids(x.data(), todo.size(), dim, a.centroids.data(), a.centroid_sqnorms.data(),
-                        a.nlist, spherical, got.data(), in.threads);
+                        a.nlist, by_inner_product, got.data(), in.threads);
     for (size_t i = 0; i < todo.size(); ++i) row_list[todo[i]] = got[i];
   }
 
