@@ -106,3 +106,21 @@ def test_empty_index_returns_padding():
     index = engine.VectorIndex(4)
     ids, scores = index.search(np.ones((2, 4), np.float32), 3)
     assert (ids == -1).all() and np.isnan(scores).all()
+
+
+def test_zero_vectors_do_not_inflate_the_default_ef():
+    # Items stored before they have an embedding are zero vectors: they score
+    # 0 with everything, so as calibration queries they would ask for every
+    # list (684 of 693 here before they were skipped).
+    ids, x, _ = clustered(30_000, 16, seed=9, n_clusters=60)
+    plain = engine.VectorIndex(16, "ip", "f32")
+    plain.add(ids, x)
+    x[::10] = 0.0
+    index = engine.VectorIndex(16, "ip", "f32")
+    index.add(ids, x)
+    seg, ref = index.stats()["segments"][0], plain.stats()["segments"][0]
+    assert seg["default_nprobe"] <= 2 * ref["default_nprobe"] < seg["nlist"] / 2
+    q = queries_like(x[1::10], 50, seed=10)
+    got, _ = index.search(q, 10)
+    truth, _ = exact_topk(q, x, ids, 10)
+    assert recall(got, truth) >= 0.9
