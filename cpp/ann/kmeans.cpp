@@ -9,17 +9,6 @@
 #include "simd/dispatch.hpp"
 
 namespace engine::ann {
-namespace {
-
-void normalise(float* v, size_t dim) {
-  double s = 0;
-  for (size_t d = 0; d < dim; ++d) s += double(v[d]) * v[d];
-  if (s <= 0) return;
-  const float inv = float(1.0 / std::sqrt(s));
-  for (size_t d = 0; d < dim; ++d) v[d] *= inv;
-}
-
-}  // namespace
 
 void assign_to_centroids(const float* x, size_t n, size_t dim, const float* centroids,
                          const float* centroid_sqnorms, size_t nlist, bool by_inner_product,
@@ -55,8 +44,7 @@ void assign_to_centroids(const float* x, size_t n, size_t dim, const float* cent
 }
 
 std::vector<float> train_centroids(const float* x, size_t n, size_t dim, size_t nlist,
-                                   bool by_inner_product, bool unit_centroids, int iterations,
-                                   uint64_t seed, int threads) {
+                                   bool by_inner_product, int iterations, uint64_t seed, int threads) {
   std::mt19937_64 rng(seed);
   // Train on a sample: 32 points per centroid is enough for a coarse quantiser.
   const size_t m = std::min(n, nlist * 32);
@@ -101,7 +89,6 @@ std::vector<float> train_centroids(const float* x, size_t n, size_t dim, size_t 
       } else {
         for (size_t d = 0; d < dim; ++d) cent[c * dim + d] = float(sums[c * dim + d] / double(counts[c]));
       }
-      if (unit_centroids) normalise(cent.data() + c * dim, dim);
     }
   }
   return cent;

@@ -133,11 +133,11 @@ struct Partition {
 };
 
 Partition train_partition(const SegmentArrays& a, const BuildInput& in, size_t nlist,
-                          bool by_inner_product, bool unit_centroids) {
+                          bool by_inner_product) {
   const size_t n = a.rows(), dim = a.dim;
   Partition p;
-  p.centroids = train_centroids(a.vectors.data(), n, dim, nlist, by_inner_product, unit_centroids, 10,
-                                in.seed, in.threads);
+  p.centroids = train_centroids(a.vectors.data(), n, dim, nlist, by_inner_product, 10, in.seed,
+                                in.threads);
   p.sqnorms.resize(nlist);
   for (size_t c = 0; c < nlist; ++c) {
     double s = 0;
@@ -181,18 +181,12 @@ void build_ivf(SegmentArrays& a, const BuildInput& in, const std::vector<uint32_
   } else {
     size_t nlist = in.nlist ? in.nlist : size_t(std::lround(4.0 * std::sqrt(double(n))));
     nlist = std::clamp<size_t>(nlist, 1, n);
-    // For ip / cos, two partitions and the one that needs fewer lists at the
-    // calibrated recall. Mean centroids rank lists by the average score of
-    // what they hold, which suits clustered catalogues (the ANN benchmark's:
-    // 15 lists against 37); unit centroids suit diffuse ones, where a list's
-    // mean is short and mean ranking misses its best rows (the pipeline
-    // benchmark's world: 375 lists against 3,768). Training both costs about
-    // half as much build time again.
-    Partition best = train_partition(a, in, nlist, by_inner_product, false);
-    if (by_inner_product) {
-      Partition unit = train_partition(a, in, nlist, by_inner_product, true);
-      if (unit.nprobe < best.nprobe) best = std::move(unit);
-    }
+    // Mean centroids for ip / cos too (kmeans.hpp says why). Unit centroids
+    // were also trained and kept when they needed fewer lists, as a guard:
+    // they never did (default lists, means against unit: 15 / 37 on the ANN
+    // benchmark, 98 / 353 on the pipeline world, 43 / 43 on the quickstart's),
+    // so the build no longer pays for them.
+    Partition best = train_partition(a, in, nlist, by_inner_product);
     a.nlist = uint32_t(nlist);
     a.centroids = Array<float>(std::move(best.centroids));
     a.centroid_sqnorms = Array<float>(std::move(best.sqnorms));
