@@ -21,11 +21,14 @@ double code_cost(Storage s) { return s == Storage::f32 ? 1.0 : 0.8; }
 // selectivity), and for a filter concentrated away from the query, such as a
 // category (tests/test_vector_index_filters.py), that stops the walk too soon.
 constexpr double kLateCheckSelectivity = 0.3;
+// Largest value range held as bytes as well as bits (a quarter of L1 cache).
+constexpr uint64_t kMaxFlagSpan = 8192;
 
 }  // namespace
 
 void Condition::prepare() {
   bits.clear();
+  flags.clear();
   if (values.size() > 8) {
     const auto [mn, mx] = std::minmax_element(values.begin(), values.end());
     const uint64_t span = uint64_t(*mx) - uint64_t(*mn);
@@ -36,6 +39,10 @@ void Condition::prepare() {
       for (int64_t v : values) {
         const uint64_t o = uint64_t(v) - uint64_t(lo);
         bits[o >> 6] |= uint64_t{1} << (o & 63);
+      }
+      if (span < kMaxFlagSpan) {
+        flags.assign(span + 2, 0);
+        for (int64_t v : values) flags[uint64_t(v) - uint64_t(lo)] = 1;
       }
       return;
     }

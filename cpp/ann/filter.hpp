@@ -19,6 +19,10 @@ struct Condition {
   // a bitmap over [lo, hi] instead: O(1) membership and no sort per request.
   int64_t lo = 0, hi = 0;
   std::vector<uint64_t> bits;
+  // The same set as one byte per value of [lo, hi] plus a zero byte past the
+  // end, when that stays small: the filtered walk tests every row it visits,
+  // and a byte load is half the work of a bit test.
+  std::vector<uint8_t> flags;
 
   void prepare();  // call once values holds the requested values
   bool contains(int64_t v) const {

@@ -47,7 +47,12 @@ bool passes_at(const Plan& plan, const Segment& seg, size_t p) {
 template <typename T>
 void check_column(const Condition& c, const T* col, size_t m, uint8_t* ok) {
   const auto& vals = c.values;
-  if (!c.bits.empty()) {
+  if (!c.flags.empty()) {
+    // Values outside [lo, hi] read the zero byte past the end.
+    const uint8_t* flags = c.flags.data();
+    const uint64_t lo = uint64_t(c.lo), past = c.flags.size() - 1;
+    for (size_t j = 0; j < m; ++j) ok[j] &= flags[std::min(uint64_t(int64_t(col[j])) - lo, past)];
+  } else if (!c.bits.empty()) {
     // Without branches: most values of a store filter's column are in
     // range, and the test's outcome is a coin flip the CPU cannot predict.
     const uint64_t* bits = c.bits.data();
@@ -71,11 +76,12 @@ void check_column(const Condition& c, const T* col, size_t m, uint8_t* ok) {
   }
 }
 
-// Positions b + out[i] in [b, e) that pass every check. Each condition is one
+// The positions in [b, e) that pass every check, written to out as offsets
+// from `origin` (<= b), ok[j] flagging position b + j. Each condition is one
 // tight loop over a column (int32 when the values fit), so the common ones
 // vectorise; survivors are compacted through bit masks.
-size_t filter_block(const Plan& plan, const Segment& seg, size_t b, size_t e, uint32_t* out,
-                    uint8_t* ok) {
+size_t filter_block(const Plan& plan, const Segment& seg, size_t origin, size_t b, size_t e,
+                    uint32_t* out, uint8_t* ok) {
   const SegmentArrays& a = seg.arrays();
   const size_t m = e - b, n = a.rows();
   const auto& narrow = seg.list_attrs32();
@@ -91,6 +97,7 @@ size_t filter_block(const Plan& plan, const Segment& seg, size_t b, size_t e, ui
     for (size_t j = 0; j < m; ++j) ok[j] &= uint8_t(!test_bit(plan.dead, b + j));
   if (!plan.allow_bits.empty())
     for (size_t j = 0; j < m; ++j) ok[j] &= uint8_t(test_bit(plan.allow_bits.data(), b + j));
+  const uint32_t shift = uint32_t(b - origin);
   size_t count = 0, j = 0;
 #if defined(__SSE2__)
   // Sixteen flags at a time into a bit mask: only the survivors cost a step.
@@ -99,11 +106,11 @@ size_t filter_block(const Plan& plan, const Segment& seg, size_t b, size_t e, ui
     const __m128i flags = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ok + j));
     for (unsigned mask = ~unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(flags, zero))) & 0xffffu; mask;
          mask &= mask - 1)
-      out[count++] = uint32_t(j + unsigned(__builtin_ctz(mask)));
+      out[count++] = shift + uint32_t(j + unsigned(__builtin_ctz(mask)));
   }
 #endif
   for (; j < m; ++j) {
-    out[count] = uint32_t(j);
+    out[count] = shift + uint32_t(j);
     count += ok[j];
   }
   return count;
@@ -400,14 +407,84 @@ void score_codes(const float* q, const SegmentArrays& a, size_t b, const uint32_
     for (size_t j = 0; j < m; ++j) out[j] = 2 * out[j] - a.sqnorms[a.list_rows[b + (idx ? idx[j] : j)]];
 }
 
-void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t seg, TopK& top,
-              Scratch& s) {
+// Filters list `list` into st and prefetches the codes its matching rows will
+// be scored from. Done a list ahead of the scoring (walk_checked), so those
+// scattered fetches overlap the previous list's work instead of stalling it.
+void stage_list(const Plan& plan, const Segment& segment, uint32_t list, StagedList& st) {
+  const SegmentArrays& a = segment.arrays();
+  st.p0 = a.list_offsets[list];
+  const size_t p1 = a.list_offsets[list + size_t{1}], m = p1 - st.p0;
+  st.rows = m;
+  if (st.picks.size() < m) st.picks.resize(m);  // (never shrunk: resizing up would zero-fill)
+  if (st.pass.size() < m) st.pass.resize(m);
+  size_t count = 0;
+  for (size_t b = st.p0; b < p1; b += kBlock)
+    count += filter_block(plan, segment, st.p0, b, std::min(p1, b + kBlock), st.picks.data() + count,
+                          st.pass.data() + (b - st.p0));
+  st.count = count;
+  // When most of the list passes, streaming it whole and masking is cheaper
+  // than gathering the rows that pass.
+  st.whole = 2 * count >= m;
+  if (st.whole) return prefetch_codes(a, list);
+  const size_t code_bytes = a.dim * storage_bytes(a.storage);
+  const char* codes = reinterpret_cast<const char*>(a.codes.data()) + st.p0 * code_bytes;
+  for (size_t i = 0; i < count; ++i)
+    for (size_t off = 0; off < code_bytes; off += 64) __builtin_prefetch(codes + st.picks[i] * code_bytes + off);
+}
+
+// Scores a staged list's matching rows and offers them to top.
+void score_staged(const float* q, const SegmentArrays& a, const StagedList& st, uint32_t seg,
+                  TopK& top, Scratch& s) {
+  if (st.whole) {
+    for (size_t b = 0; b < st.rows; b += kBlock) {
+      const size_t m = std::min(kBlock, st.rows - b);
+      score_codes(q, a, st.p0 + b, nullptr, m, s);
+      offer_masked(s.scores.data(), st.pass.data() + b, uint32_t(st.p0 + b), m, seg, top);
+    }
+    return;
+  }
+  for (size_t i = 0; i < st.count; i += kBlock) {
+    const size_t m = std::min(kBlock, st.count - i);
+    score_codes(q, a, st.p0, st.picks.data() + i, m, s);
+    offer(s.scores.data(), st.picks.data() + i, uint32_t(st.p0), m, seg, top);
+  }
+}
+
+// Filtered walk for selective filters: every row of a visited list is
+// checked, and only those that pass are scored. Three lists are in flight:
+// list li is scored while list li + 1 is filtered (its matching rows'
+// codes prefetched) and the attributes of list li + 2 are prefetched. Lists
+// are visited until plan.nprobe are done and plan.target_matches rows matched.
+void walk_checked(const float* q, const Segment& segment, const Plan& plan, uint32_t seg, Scratch& s) {
+  const SegmentArrays& a = segment.arrays();
+  const uint32_t hint = plan.expected_lists;
+  StagedList* cur = &s.staged[0];
+  StagedList* next = &s.staged[1];
+  const uint32_t first = list_at(q, segment, 0, hint, s);
+  if (s.ranked > 1) prefetch_checks(plan, segment, list_at(q, segment, 1, hint, s));
+  stage_list(plan, segment, first, *cur);
+  size_t matches = 0;
+  for (size_t li = 0;; ++li) {
+    const bool last = li + 1 >= a.nlist ||
+                      (li + 1 >= plan.nprobe && matches + cur->count >= plan.target_matches);
+    if (!last) {
+      // (Never past the sorted lists: a walk rarely gets there.)
+      if (li + 2 < s.ranked) prefetch_checks(plan, segment, list_at(q, segment, li + 2, hint, s));
+      stage_list(plan, segment, list_at(q, segment, li + 1, hint, s), *next);
+    }
+    score_staged(q, a, *cur, seg, s.approx, s);
+    matches += cur->count;
+    if (last) break;
+    std::swap(cur, next);
+  }
+}
+
+// Unfiltered walk, or one checking only the rows that would enter the top k
+// (plan.check_late: most rows match).
+void walk_unchecked(const float* q, const Segment& segment, const Plan& plan, uint32_t seg, Scratch& s) {
   const SegmentArrays& a = segment.arrays();
   const bool check = has_checks(plan);
-  s.approx.reset(plan.rerank ? plan.rerank : top.capacity());
   size_t matches = 0;
-  s.scores.resize(kBlock);
-  s.int_scores.resize(kBlock);
   for (size_t li = 0; li < a.nlist; ++li) {
     if (li >= plan.nprobe && (!check || matches >= plan.target_matches)) break;
     const uint32_t list = list_at(q, segment, li, plan.expected_lists, s);
@@ -415,48 +492,36 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
     // (Only lists the walk will visit, and never past the sorted ones.)
     if (li + 1 < s.ranked && (li + 1 < plan.nprobe || check)) {
       const uint32_t next = list_at(q, segment, li + 1, plan.expected_lists, s);
+      prefetch_codes(a, next);
       // A late check reads the attributes of the rows that beat the
       // threshold, scattered over the list: they are prefetched too.
-      if (!check || plan.check_late) prefetch_codes(a, next);
       if (check) prefetch_checks(plan, segment, next);
     }
     for (size_t b = p0; b < p1; b += kBlock) {
-      const size_t e = std::min(p1, b + kBlock);
-      // Positions relative to the block start, so the kernels index from it.
-      s.picks.clear();
-      if (check && plan.check_late) {
-        score_codes(q, a, b, nullptr, e - b, s);
-        offer_checked(s.scores.data(), b, e - b, plan, segment, seg, s.approx);
-        matches += size_t(double(e - b) * plan.selectivity);
-        continue;
-      }
+      const size_t m = std::min(p1, b + kBlock) - b;
+      score_codes(q, a, b, nullptr, m, s);
       if (check) {
-        s.picks.resize(kBlock);
-        s.pass.resize(kBlock);
-        s.picks.resize(filter_block(plan, segment, b, e, s.picks.data(), s.pass.data()));
-        matches += s.picks.size();
-        if (s.picks.empty()) continue;
-        // Picked rows are scattered cache lines the hardware will not
-        // prefetch: they are prefetched all at once below, unless most of
-        // the block passes, when streaming it whole and masking is cheaper.
-        if (2 * s.picks.size() >= e - b) {
-          score_codes(q, a, b, nullptr, e - b, s);
-          offer_masked(s.scores.data(), s.pass.data(), b, e - b, seg, s.approx);
-          continue;
-        }
-        const size_t code_bytes = a.dim * storage_bytes(a.storage);
-        const char* codes = reinterpret_cast<const char*>(a.codes.data()) + b * code_bytes;
-        for (uint32_t pick : s.picks)
-          for (size_t off = 0; off < code_bytes; off += 64) __builtin_prefetch(codes + pick * code_bytes + off);
+        offer_checked(s.scores.data(), b, m, plan, segment, seg, s.approx);
+        matches += size_t(double(m) * plan.selectivity);
+      } else {
+        // Candidates are kept as list positions; rows are looked up only for
+        // the few that survive (list_rows would be one more stream per list).
+        offer(s.scores.data(), nullptr, uint32_t(b), m, seg, s.approx);
       }
-      const uint32_t* idx = check ? s.picks.data() : nullptr;
-      const size_t m = check ? s.picks.size() : e - b;
-      score_codes(q, a, b, idx, m, s);
-      // Candidates are kept as list positions; rows are looked up only for
-      // the few that survive (list_rows would be one more stream per list).
-      offer(s.scores.data(), idx, uint32_t(b), m, seg, s.approx);
     }
   }
+}
+
+void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t seg, TopK& top,
+              Scratch& s) {
+  const SegmentArrays& a = segment.arrays();
+  s.approx.reset(plan.rerank ? plan.rerank : top.capacity());
+  s.scores.resize(kBlock);
+  s.int_scores.resize(kBlock);
+  if (has_checks(plan) && !plan.check_late)
+    walk_checked(q, segment, plan, seg, s);
+  else
+    walk_unchecked(q, segment, plan, seg, s);
   const auto candidates = s.approx.sorted();
   if (!plan.rerank) {
     for (const Hit& h : candidates) top.push(h.score, seg, a.list_rows[h.row]);

@@ -7,6 +7,15 @@
 
 namespace engine::ann {
 
+// One list of a filtered walk, checked ahead of its scoring (walk_checked).
+struct StagedList {
+  size_t p0 = 0, rows = 0;     // the list's first position and length
+  size_t count = 0;             // positions that pass: picks[0, count), relative to p0
+  std::vector<uint32_t> picks;
+  std::vector<uint8_t> pass;    // pass flag per position
+  bool whole = false;           // score the whole list, masked (most rows pass)
+};
+
 // Per-thread buffers, reused across queries and segments. Segments that share
 // centroids (all segments added after the first IVF build) share one ranking
 // of the lists per query.
@@ -24,8 +33,7 @@ struct Scratch {
   float qc_scale = 0;
   const float* qc_for = nullptr;    // the scales it was made for
   const float* qc_query = nullptr;  // and the query
-  std::vector<uint32_t> picks;
-  std::vector<uint8_t> pass;
+  StagedList staged[2];
   std::vector<uint32_t> rows;
   const float* ranked_for = nullptr;  // centroids the ranking below belongs to
   std::vector<int32_t> list_int_scores;

@@ -16,12 +16,13 @@ Searcher = Callable[[np.ndarray], np.ndarray]  # (batch, dim) float32 -> raw lab
 
 # Knob sweeps, ascending; the worker stops a sweep once recall@k >= 0.995 or
 # a point gets too slow, so the tails cost nothing when they are not needed.
-# Steps of about 1.2x up to the 0.99 region, so that no library is reported at
-# a knob much above the one it needs for a recall target (the same grid for
-# every library of a kind).
+# Steps of about 1.2x up to the 0.99 region (every integer below 8, where a
+# step of one is already 1.15-1.5x), so that no library is reported at a knob
+# much above the one it needs for a recall target (the same grid for every
+# library of a kind).
 HNSW_EF = (10, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 256, 384,
            512, 768, 1024, 1536, 2048)
-IVF_NPROBE = (1, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 128, 192,
+IVF_NPROBE = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 128, 192,
               256, 384, 512, 768, 1024)
 
 
