@@ -34,6 +34,14 @@ void check_head(const HeadSpec& h, size_t i) {
   if (!std::isfinite(h.sigmoid_alpha)) corrupt(where + ": sigmoid_alpha is not finite");
 }
 
+// Levels of t worth storing complete: all of them unless padding would more
+// than quadruple the tree.
+uint32_t complete_depth(const TreeInfo& t) {
+  uint32_t top = std::min(t.depth, kMaxCompleteDepth);
+  while (top > 0 && (uint64_t{2} << top) - 1 > 4 * uint64_t(t.n_nodes)) --top;
+  return top;
+}
+
 }  // namespace
 
 Forest Forest::build(const ForestInput& in) {
@@ -63,6 +71,8 @@ Forest Forest::build(const ForestInput& in) {
   f.nodes_.resize(in.n_nodes);
   f.values_.assign(in.n_leaf_values, 0.0);
   std::vector<uint32_t> depth, parents, order;
+  // Per tree, the mean path length if every split sent half the rows each way.
+  std::vector<double> even_path(in.n_trees, 0.0);
   size_t tree = 0, value_base = 0;
   for (size_t h = 0; h < in.heads.size(); ++h) {
     const HeadSpec& head = in.heads[h];
@@ -103,6 +113,7 @@ Forest Forest::build(const ForestInput& in) {
           for (uint32_t w = 0; w < head.leaf_width; ++w)
             if (!std::isfinite(v[w])) corrupt(at_node(tree, i) + ": leaf value is not finite");
           t.depth = std::max(t.depth, depth[i]);
+          even_path[tree] += double(depth[i]) * std::ldexp(1.0, -int(depth[i]));
           ++f.n_leaves_;
           continue;
         }
@@ -155,23 +166,37 @@ Forest Forest::build(const ForestInput& in) {
         order.push_back(uint32_t(in.left[g]));
         order.push_back(uint32_t(in.right[g]));
       }
-      f.add_complete(t);
     }
     value_base += (uint64_t(in.tree_offsets[tree]) - head_first_node) * head.leaf_width;
   }
   if (value_base != in.n_leaf_values)
     corrupt("leaf_value has " + std::to_string(in.n_leaf_values) + " values, the heads need " +
             std::to_string(value_base));
+  // Leaf-wise forests (most trees too deep to store complete) cap every top
+  // at the mean path length under even splits, rounded up; one cap for all
+  // trees so that a small batch's lanes over several trees (walk_pairs) can
+  // share the tops. Depth-limited forests keep whole trees complete.
+  double path_sum = 0;
+  size_t plain = 0, too_deep = 0;
+  for (size_t i = 0; i < f.trees_.size(); ++i) {
+    const TreeInfo& t = f.trees_[i];
+    if (t.special) continue;
+    path_sum += even_path[i];
+    ++plain;
+    too_deep += complete_depth(t) < t.depth;
+  }
+  const uint32_t cap = 2 * too_deep > plain ? uint32_t(std::ceil(path_sum / double(plain) - 1e-9))
+                                            : kMaxCompleteDepth;
+  for (TreeInfo& t : f.trees_) f.add_complete(t, cap);
   if (in.n_cat_words > std::numeric_limits<uint32_t>::max()) corrupt("cat_words too long");
   f.cat_words_.assign(in.cat_words, in.cat_words + in.n_cat_words);
   return f;
 }
 
 // Stores the tree's top levels complete (forest.hpp says which and why).
-void Forest::add_complete(TreeInfo& t) {
+void Forest::add_complete(TreeInfo& t, uint32_t cap) {
   if (t.special) return;
-  uint32_t top = std::min(t.depth, kMaxCompleteDepth);
-  while (top > 0 && (uint64_t{2} << top) - 1 > 4 * uint64_t(t.n_nodes)) --top;
+  const uint32_t top = std::min(complete_depth(t), cap);
   t.top = top;
   if (!top) return;
   const uint64_t internal = (uint64_t{1} << top) - 1;
