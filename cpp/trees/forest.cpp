@@ -146,7 +146,7 @@ Forest Forest::build(const ForestInput& in) {
         Node& nd = f.nodes_[at];
         const size_t w = head.leaf_width;
         if (in.feature[g] == -1) {
-          nd = Node{uint32_t(in.n_features * kMissingLeft * kRowBlock), std::numeric_limits<int32_t>::max(), at, 0};
+          nd = Node{uint32_t(in.n_features * kMissingLeft * kRowBlock), kMissingHigh, at, 0};
           std::copy_n(in.leaf_value + t.value_base + i * w, w, f.values_.begin() + t.value_base + q * w);
           continue;
         }
@@ -206,7 +206,7 @@ void Forest::add_complete(TreeInfo& t, uint32_t cap) {
   std::vector<uint32_t> source(2 * internal + 1);
   source[0] = t.root;
   const CompleteNode always_left{uint32_t(n_features_ * kMissingLeft * kRowBlock),
-                                 std::numeric_limits<int32_t>::max()};
+                                 kMissingHigh};
   for (uint64_t p = 0; p < internal; ++p) {
     const Node& nd = nodes_[source[p]];
     const bool leaf = nd.left == source[p];

@@ -54,24 +54,24 @@ struct ForestInput {
   size_t n_trees = 0, n_nodes = 0;
 };
 
-// Rows are encoded before the walk (walk.hpp): each float becomes an int32
-// key whose signed order is the float order (-0 and +0 equal), in several
-// copies that differ only in where a missing value lands: INT32_MAX in the
-// copies read by splits that send it right, INT32_MIN where it goes left;
+// Rows are encoded before the walk (walk.hpp): each float becomes a uint32
+// key whose order is the float order (-0 and +0 equal), in several
+// copies that differ only in where a missing value lands: UINT32_MAX in the
+// copies read by splits that send it right, 0 where it goes left;
 // the last two copies also count |x| <= 1e-35 as missing (LightGBM's zero
 // as missing). A split then needs one integer compare and no NaN test:
 //   go_right = key(row, column) >= node.key
 //
 // 16 bytes, four to a cache line. Trees are laid out breadth first with
 // siblings side by side, so the next node is `left + go_right`, with no
-// branch or select. Leaves compare against INT32_MAX in a copy whose keys
+// branch or select. Leaves compare against UINT32_MAX in a copy whose keys
 // never reach it and point to themselves, so a walk may take more steps
 // than a row's path without leaving its leaf.
 constexpr size_t kRowBlock = 32;  // rows encoded and walked together
 
 struct Node {
   uint32_t column;  // (feature + copy * n_features) * kRowBlock: the key's offset in a block
-  int32_t key;      // the threshold's key
+  uint32_t key;     // the threshold's key
   uint32_t left;    // global index; the right child is left + 1
   uint32_t cat;     // categorical splits: 1 + index into cats(); 0 otherwise
 };
@@ -90,7 +90,7 @@ struct Node {
 // are 8-15 % faster on them; XGBoost's full depth-6 trees keep all 6).
 struct CompleteNode {
   uint32_t column;  // as Node::column
-  int32_t key;
+  uint32_t key;
 };
 constexpr uint32_t kMaxCompleteDepth = 10;
 

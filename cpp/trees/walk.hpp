@@ -37,22 +37,22 @@ constexpr int kPairLanes = 16;            // (tree, row) lanes of a small batch
 constexpr uint32_t kSharedSteps = 4;
 
 // Keys of rows [0, n) of a block: K[(copy * n_features + j) * kRowBlock + r].
-inline void encode_rows(const Forest& f, const float* X, size_t n, size_t stride, int32_t* K) {
+inline void encode_rows(const Forest& f, const float* X, size_t n, size_t stride, uint32_t* K) {
   const size_t nf = f.n_features();
-  int32_t* high = K;                   // missing -> INT32_MAX
-  int32_t* low = K + nf * kRowBlock;  // missing -> INT32_MIN
+  uint32_t* high = K;                   // missing -> kMissingHigh
+  uint32_t* low = K + nf * kRowBlock;  // missing -> kMissingLow
   for (size_t r = 0; r < n; ++r) {
     const float* x = X + r * stride;
     for (size_t j = 0; j < nf; ++j) {
       const bool missing = x[j] != x[j];
-      const int32_t key = float_key(x[j]);
+      const uint32_t key = float_key(x[j]);
       high[j * kRowBlock + r] = missing ? kMissingHigh : key;
       low[j * kRowBlock + r] = missing ? kMissingLow : key;
     }
     if (f.n_copies() == 2) continue;
     for (size_t j = 0; j < nf; ++j) {
       const bool missing = !(std::fabs(x[j]) > 1e-35f);  // NaN, or zero as missing
-      const int32_t key = float_key(x[j]);
+      const uint32_t key = float_key(x[j]);
       high[(2 * nf + j) * kRowBlock + r] = missing ? kMissingHigh : key;
       low[(2 * nf + j) * kRowBlock + r] = missing ? kMissingLow : key;
     }
@@ -61,7 +61,7 @@ inline void encode_rows(const Forest& f, const float* X, size_t n, size_t stride
 
 // Categorical splits: trunc(x) in the node's bitset goes left; a missing
 // value already carries its direction in its key.
-inline uint32_t categorical_right(const Forest& f, const Node& nd, int32_t key) {
+inline uint32_t categorical_right(const Forest& f, const Node& nd, uint32_t key) {
   if (key == kMissingHigh) return 1;
   if (key == kMissingLow) return 0;
   const float x = key_float(key);
@@ -74,9 +74,9 @@ inline uint32_t categorical_right(const Forest& f, const Node& nd, int32_t key) 
 
 // One general step; leaves point to themselves and never go right.
 template <bool Special>
-inline uint32_t general_step(const Forest& f, const Node* nodes, const int32_t* K, uint32_t at) {
+inline uint32_t general_step(const Forest& f, const Node* nodes, const uint32_t* K, uint32_t at) {
   const Node nd = nodes[at];
-  const int32_t key = K[nd.column];
+  const uint32_t key = K[nd.column];
   if constexpr (Special)
     if (nd.cat) return nd.left + categorical_right(f, nd, key);
   return nd.left + uint32_t(key >= nd.key);
@@ -85,7 +85,7 @@ inline uint32_t general_step(const Forest& f, const Node* nodes, const int32_t* 
 // kLanes consecutive rows (lane l reads K + l) of one tree: `steps` steps
 // from nodes io[l], no check for arrival (a lane at its leaf stays there).
 template <bool Special>
-inline void general_rows(const Forest& f, const int32_t* K, uint32_t steps, uint32_t* io) {
+inline void general_rows(const Forest& f, const uint32_t* K, uint32_t steps, uint32_t* io) {
   const Node* nodes = f.nodes();
   uint32_t at[kLanes];
   for (int l = 0; l < kLanes; ++l) at[l] = io[l];
@@ -98,7 +98,7 @@ inline void general_rows(const Forest& f, const int32_t* K, uint32_t steps, uint
 
 // kLanes consecutive rows through the complete top of one tree: exactly
 // `depth` steps; out is each lane's position among the 2^depth below.
-inline void complete_rows(const CompleteNode* nodes, const int32_t* K, uint32_t depth, uint32_t* out) {
+inline void complete_rows(const CompleteNode* nodes, const uint32_t* K, uint32_t depth, uint32_t* out) {
   uint32_t at[kLanes];
   for (int l = 0; l < kLanes; ++l) at[l] = 0;
   for (uint32_t s = 0; s < depth; ++s) {
@@ -115,7 +115,7 @@ inline void complete_rows(const CompleteNode* nodes, const int32_t* K, uint32_t 
 // Lanes with rows and trees of their own (few rows, or the rows left over
 // after full groups): lane l reads K + row[l], starts at at[l].
 template <bool Special>
-inline void general_lanes(const Forest& f, const int32_t* K, const uint32_t* row, uint32_t* at,
+inline void general_lanes(const Forest& f, const uint32_t* K, const uint32_t* row, uint32_t* at,
                           int lanes, uint32_t depth) {
   const Node* nodes = f.nodes();
   for (uint32_t s = 0; s < depth; ++s) {
@@ -130,7 +130,7 @@ inline void general_lanes(const Forest& f, const int32_t* K, const uint32_t* row
 }
 
 // The same through complete tops of one depth; lane l's nodes start at base[l].
-inline void complete_lanes(const CompleteNode* nodes, const uint32_t* base, const int32_t* K,
+inline void complete_lanes(const CompleteNode* nodes, const uint32_t* base, const uint32_t* K,
                            const uint32_t* row, uint32_t* at, int lanes, uint32_t depth) {
   for (int l = 0; l < lanes; ++l) at[l] = 0;
   for (uint32_t s = 0; s < depth; ++s)
@@ -161,7 +161,7 @@ inline uint32_t below_top(const Forest& f, const TreeInfo& t, uint32_t slot) {
 // Lanes over (tree, row) pairs for trees [t0, t1) and rows [r0, n): at most
 // kPairLanes of them. The trees' complete tops are used when they all have
 // the same depth; otherwise every lane walks the general layout from its root.
-inline void walk_pairs(const Forest& f, const int32_t* K, size_t t0, size_t t1, size_t r0, size_t n,
+inline void walk_pairs(const Forest& f, const uint32_t* K, size_t t0, size_t t1, size_t r0, size_t n,
                        double* acc) {
   const TreeInfo* trees = f.trees();
   uint32_t top = trees[t0].top;
@@ -197,7 +197,7 @@ inline void walk_pairs(const Forest& f, const int32_t* K, size_t t0, size_t t1, 
 }
 
 // One encoded block of n <= kRowBlock rows, trees [tb, te), in tree order per row.
-inline void accumulate_block(const Forest& f, const int32_t* K, size_t n, double* acc, size_t tb, size_t te) {
+inline void accumulate_block(const Forest& f, const uint32_t* K, size_t n, double* acc, size_t tb, size_t te) {
   const TreeInfo* trees = f.trees();
   const size_t n_out = f.n_outputs();
   if (n < size_t(kLanes)) {
@@ -252,7 +252,7 @@ inline void accumulate_block(const Forest& f, const int32_t* K, size_t n, double
 
 inline void accumulate(const Forest& f, const float* X, size_t n, size_t stride, double* acc, size_t tb,
                        size_t te) {
-  thread_local std::vector<int32_t> keys;
+  thread_local std::vector<uint32_t> keys;
   keys.resize(size_t(f.n_features()) * f.n_copies() * kRowBlock);
   for (size_t b = 0; b < n; b += kRowBlock) {
     const size_t m = std::min(kRowBlock, n - b);
