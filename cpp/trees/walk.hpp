@@ -234,10 +234,14 @@ inline void accumulate_block(const Forest& f, const uint32_t* K, size_t n, doubl
     if (!t.values_at_bottom) {
       if (t.depth > t.top + kSharedSteps) {
         // The rows not at a leaf yet, gathered without branches, finish together.
+        // Rows already at their leaf fetch its value meanwhile (the values
+        // are in L2 cache at best, and add_leaf would wait for each).
+        const double* values = f.values() + t.value_base;
         int m = 0;
         for (size_t r = 0; r < full; ++r) {
           row[m] = uint32_t(r);
           still[m] = at[r];
+          __builtin_prefetch(values + size_t(at[r] - t.root) * t.width);
           m += nodes[at[r]].left != at[r];
         }
         if (t.special) general_lanes<true>(f, K, row, still, m, t.depth - t.top - kSharedSteps);
