@@ -236,7 +236,8 @@ def _notes(doc) -> list[str]:
         f"- Set-up, outside every clock: engine `Ranker.load` {doc['setup_s']['engine_load']:.1f} s; glued "
         f"stack (DataFrames, precomputed item features, usearch `restore`, boosters) "
         f"{doc['setup_s']['glued_setup']:.1f} s. One-time builds"
-        + (" (cached from an earlier run)" if prep.get("cached") else "") + f": {built}.",
+        + (" (models and usearch index cached from an earlier run; the bundle is rebuilt by every run)"
+           if prep.get("cached") else "") + f": {built}.",
         f"- Engine impression log: {log.get('written', 0):,} records written, {log.get('dropped', 0)} dropped, "
         f"{log.get('rejected', 0)} rejected.",
         "- The 2-core VM is shared with other work: rerun before leaning on one ratio; the load average "

@@ -1,6 +1,6 @@
 """End-to-end ranking benchmark: ``Ranker.rank`` against a hand-glued stack, in the same run.
 
-    python -m bench.pipeline.run            # 1,000,000 items, 2,000 requests: ~3 min once cached
+    python -m bench.pipeline.run            # 1,000,000 items, 2,000 requests: ~3.5 min once cached
                                             # (first run: ~11 min, 6 of them the 2-thread HNSW build)
     python -m bench.pipeline.run --quick    # 100,000 items, 200 requests, 100-tree heads: < 2 min
     python -m bench.pipeline.report bench/results/pipeline.json   # re-render a run
