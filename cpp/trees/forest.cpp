@@ -68,7 +68,9 @@ Forest Forest::build(const ForestInput& in) {
   if (in.tree_offsets[0] != 0 || uint64_t(in.tree_offsets[in.n_trees]) != in.n_nodes)
     corrupt("tree_offsets must start at 0 and end at the node count");
 
-  f.nodes_.resize(in.n_nodes);
+  f.node_splits_.resize(in.n_nodes);
+  f.node_left_.resize(in.n_nodes);
+  f.node_cat_.assign(in.n_nodes, 0);
   f.values_.assign(in.n_leaf_values, 0.0);
   std::vector<uint32_t> depth, parents, order;
   // Per tree, the mean path length if every split sent half the rows each way.
@@ -143,10 +145,11 @@ Forest Forest::build(const ForestInput& in) {
       for (size_t q = 0; q < order.size(); ++q) {
         const size_t i = order[q], g = size_t(begin) + i;
         const uint32_t at = uint32_t(begin + int64_t(q));
-        Node& nd = f.nodes_[at];
+        Split& nd = f.node_splits_[at];
         const size_t w = head.leaf_width;
         if (in.feature[g] == -1) {
-          nd = Node{uint32_t(in.n_features * kMissingLeft * kRowBlock), kMissingHigh, at, 0};
+          nd = Split{uint32_t(in.n_features * kMissingLeft * kRowBlock), kMissingHigh};
+          f.node_left_[at] = at;
           std::copy_n(in.leaf_value + t.value_base + i * w, w, f.values_.begin() + t.value_base + q * w);
           continue;
         }
@@ -155,12 +158,11 @@ Forest Forest::build(const ForestInput& in) {
                               ((flags & kZeroIsMissing) ? kZeroMissingRight : 0u);
         nd.column = uint32_t((in.feature[g] + copy * in.n_features) * kRowBlock);
         nd.key = float_key(in.threshold[g]);
-        nd.left = uint32_t(begin + int64_t(order.size()));
-        nd.cat = 0;
+        f.node_left_[at] = uint32_t(begin + int64_t(order.size()));
         if (flags & kCategorical) {
           f.cats_.push_back(CatRange{uint32_t(in.cat_begin[g]), uint32_t(in.cat_end[g] - in.cat_begin[g]),
                                      (flags & kCatIntCast) != 0});
-          nd.cat = uint32_t(f.cats_.size());
+          f.node_cat_[at] = uint32_t(f.cats_.size());
           t.special = true;
         }
         order.push_back(uint32_t(in.left[g]));
@@ -205,14 +207,14 @@ void Forest::add_complete(TreeInfo& t, uint32_t cap) {
   // source[p]: the node (global index) whose place complete position p takes.
   std::vector<uint32_t> source(2 * internal + 1);
   source[0] = t.root;
-  const CompleteNode always_left{uint32_t(n_features_ * kMissingLeft * kRowBlock),
+  const Split always_left{uint32_t(n_features_ * kMissingLeft * kRowBlock),
                                  kMissingHigh};
   for (uint64_t p = 0; p < internal; ++p) {
-    const Node& nd = nodes_[source[p]];
-    const bool leaf = nd.left == source[p];
-    complete_nodes_.push_back(leaf ? always_left : CompleteNode{nd.column, nd.key});
-    source[2 * p + 1] = leaf ? source[p] : nd.left;
-    source[2 * p + 2] = leaf ? source[p] : nd.left + 1;
+    const uint32_t left = node_left_[source[p]];
+    const bool leaf = left == source[p];
+    complete_nodes_.push_back(leaf ? always_left : node_splits_[source[p]]);
+    source[2 * p + 1] = leaf ? source[p] : left;
+    source[2 * p + 2] = leaf ? source[p] : left + 1;
   }
   complete_bottom_.insert(complete_bottom_.end(), source.begin() + int64_t(internal), source.end());
   t.values_at_bottom = top == t.depth && t.width == 1;

@@ -61,11 +61,11 @@ inline void encode_rows(const Forest& f, const float* X, size_t n, size_t stride
 
 // Categorical splits: trunc(x) in the node's bitset goes left; a missing
 // value already carries its direction in its key.
-inline uint32_t categorical_right(const Forest& f, const Node& nd, uint32_t key) {
+inline uint32_t categorical_right(const Forest& f, uint32_t cat, uint32_t key) {
   if (key == kMissingHigh) return 1;
   if (key == kMissingLow) return 0;
   const float x = key_float(key);
-  const CatRange r = f.cats()[nd.cat - 1];
+  const CatRange r = f.cats()[cat - 1];
   const bool negative = r.int_cast ? !(x > -1.0f) : !(x >= 0.0f);
   if (negative || x >= float(32.0 * r.words)) return 1;  // not a category of the set
   const uint32_t c = uint32_t(x);  // truncation, as both libraries cast
@@ -74,37 +74,35 @@ inline uint32_t categorical_right(const Forest& f, const Node& nd, uint32_t key)
 
 // One general step; leaves point to themselves and never go right.
 template <bool Special>
-inline uint32_t general_step(const Forest& f, const Node* nodes, const uint32_t* K, uint32_t at) {
-  const Node nd = nodes[at];
-  const uint32_t key = K[nd.column];
+inline uint32_t general_step(const Forest& f, const uint32_t* K, uint32_t at) {
+  const uint32_t key = K[f.node_splits()[at].column];
   if constexpr (Special)
-    if (nd.cat) return nd.left + categorical_right(f, nd, key);
-  return nd.left + uint32_t(key >= nd.key);
+    if (const uint32_t cat = f.node_cat()[at]) return f.node_left()[at] + categorical_right(f, cat, key);
+  return f.node_left()[at] + uint32_t(key >= f.node_splits()[at].key);
 }
 
 // kLanes consecutive rows (lane l reads K + l) of one tree: `steps` steps
 // from nodes io[l], no check for arrival (a lane at its leaf stays there).
 template <bool Special>
 inline void general_rows(const Forest& f, const uint32_t* K, uint32_t steps, uint32_t* io) {
-  const Node* nodes = f.nodes();
   uint32_t at[kLanes];
   for (int l = 0; l < kLanes; ++l) at[l] = io[l];
   for (uint32_t s = 0; s < steps; ++s) {
 #pragma GCC unroll 16
-    for (int l = 0; l < kLanes; ++l) at[l] = general_step<Special>(f, nodes, K + l, at[l]);
+    for (int l = 0; l < kLanes; ++l) at[l] = general_step<Special>(f, K + l, at[l]);
   }
   for (int l = 0; l < kLanes; ++l) io[l] = at[l];
 }
 
 // kLanes consecutive rows through the complete top of one tree: exactly
 // `depth` steps; out is each lane's position among the 2^depth below.
-inline void complete_rows(const CompleteNode* nodes, const uint32_t* K, uint32_t depth, uint32_t* out) {
+inline void complete_rows(const Split* nodes, const uint32_t* K, uint32_t depth, uint32_t* out) {
   uint32_t at[kLanes];
   for (int l = 0; l < kLanes; ++l) at[l] = 0;
   for (uint32_t s = 0; s < depth; ++s) {
 #pragma GCC unroll 16
     for (int l = 0; l < kLanes; ++l) {
-      const CompleteNode nd = nodes[at[l]];
+      const Split nd = nodes[at[l]];
       at[l] = 2 * at[l] + 1 + uint32_t(K[nd.column + l] >= nd.key);
     }
   }
@@ -117,11 +115,10 @@ inline void complete_rows(const CompleteNode* nodes, const uint32_t* K, uint32_t
 template <bool Special>
 inline void general_lanes(const Forest& f, const uint32_t* K, const uint32_t* row, uint32_t* at,
                           int lanes, uint32_t depth) {
-  const Node* nodes = f.nodes();
   for (uint32_t s = 0; s < depth; ++s) {
     uint32_t moved = 0;
     for (int l = 0; l < lanes; ++l) {
-      const uint32_t next = general_step<Special>(f, nodes, K + row[l], at[l]);
+      const uint32_t next = general_step<Special>(f, K + row[l], at[l]);
       moved |= next ^ at[l];
       at[l] = next;
     }
@@ -130,12 +127,12 @@ inline void general_lanes(const Forest& f, const uint32_t* K, const uint32_t* ro
 }
 
 // The same through complete tops of one depth; lane l's nodes start at base[l].
-inline void complete_lanes(const CompleteNode* nodes, const uint32_t* base, const uint32_t* K,
+inline void complete_lanes(const Split* nodes, const uint32_t* base, const uint32_t* K,
                            const uint32_t* row, uint32_t* at, int lanes, uint32_t depth) {
   for (int l = 0; l < lanes; ++l) at[l] = 0;
   for (uint32_t s = 0; s < depth; ++s)
     for (int l = 0; l < lanes; ++l) {
-      const CompleteNode nd = nodes[base[l] + at[l]];
+      const Split nd = nodes[base[l] + at[l]];
       at[l] = 2 * at[l] + 1 + uint32_t(K[nd.column + row[l]] >= nd.key);
     }
   const uint32_t internal = (1u << depth) - 1;
@@ -208,7 +205,7 @@ inline void accumulate_block(const Forest& f, const uint32_t* K, size_t n, doubl
     return;
   }
   uint32_t at[kRowBlock], row[kRowBlock], still[kRowBlock];
-  const Node* nodes = f.nodes();
+  const uint32_t* left = f.node_left();
   const size_t full = n - n % kLanes;
   for (size_t ti = tb; ti < te; ++ti) {
     const TreeInfo& t = trees[ti];
@@ -242,7 +239,7 @@ inline void accumulate_block(const Forest& f, const uint32_t* K, size_t n, doubl
           row[m] = uint32_t(r);
           still[m] = at[r];
           __builtin_prefetch(values + size_t(at[r] - t.root) * t.width);
-          m += nodes[at[r]].left != at[r];
+          m += left[at[r]] != at[r];
         }
         if (t.special) general_lanes<true>(f, K, row, still, m, t.depth - t.top - kSharedSteps);
         else general_lanes<false>(f, K, row, still, m, t.depth - t.top - kSharedSteps);
