@@ -184,8 +184,27 @@ inline void walk_pairs(const Forest& f, const uint32_t* K, size_t t0, size_t t1,
       for (size_t r = r0; r < n; ++r, ++l) at[l] = below_top(f, trees[ti], at[l]);
   }
   if (rest) {
-    if (special) general_lanes<true>(f, K, row, at, lanes, rest);
-    else general_lanes<false>(f, K, row, at, lanes, rest);
+    // As for full groups: every lane takes the shared steps, then only the
+    // lanes not at a leaf go on (a batch of one walks 16 trees side by side
+    // whose paths run from 2 to 20 splits; stepping all 16 until the longest
+    // ended wasted most steps).
+    const uint32_t shared = std::min(rest, kSharedSteps);
+    if (special) general_lanes<true>(f, K, row, at, lanes, shared);
+    else general_lanes<false>(f, K, row, at, lanes, shared);
+    if (rest > shared) {
+      const uint32_t* left = f.node_left();
+      uint32_t lane[kPairLanes], still_row[kPairLanes], still_at[kPairLanes];
+      int m = 0;
+      for (int l = 0; l < lanes; ++l) {
+        lane[m] = uint32_t(l);
+        still_row[m] = row[l];
+        still_at[m] = at[l];
+        m += left[at[l]] != at[l];
+      }
+      if (special) general_lanes<true>(f, K, still_row, still_at, m, rest - shared);
+      else general_lanes<false>(f, K, still_row, still_at, m, rest - shared);
+      for (int i = 0; i < m; ++i) at[lane[i]] = still_at[i];
+    }
   }
   const size_t n_out = f.n_outputs();
   int l = 0;
