@@ -27,6 +27,7 @@ const EvalKernels& scalar_eval();
 #if ENGINE_HAVE_X86
 const EvalKernels& avx2_eval();
 const EvalKernels& avx512_eval();
+const EvalKernels& avx512_vbmi_eval();  // binned.hpp; the general walk for other forests
 #endif
 
 }  // namespace engine::trees

@@ -192,6 +192,7 @@ Forest Forest::build(const ForestInput& in) {
   for (TreeInfo& t : f.trees_) f.add_complete(t, cap);
   if (in.n_cat_words > std::numeric_limits<uint32_t>::max()) corrupt("cat_words too long");
   f.cat_words_.assign(in.cat_words, in.cat_words + in.n_cat_words);
+  f.binned_ = bin_forest(f);
   return f;
 }
 

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "trees/binned.hpp"
+
 namespace engine::trees {
 
 struct EvalKernels;
@@ -154,6 +156,7 @@ class Forest {
   const uint32_t* complete_bottom() const { return complete_bottom_.data(); }
   const double* complete_values() const { return complete_values_.data(); }
   const double* values() const { return values_.data(); }
+  const BinnedForest& binned() const { return binned_; }
 
  private:
   void add_complete(TreeInfo& t, uint32_t cap);
@@ -175,6 +178,7 @@ class Forest {
   std::vector<double> complete_values_;  // parallel to complete_bottom_
   std::vector<double> values_;
   std::vector<double> base_;  // per global output
+  BinnedForest binned_;
 };
 
 }  // namespace engine::trees

@@ -1,0 +1,242 @@
+// The binned forest walk (binned.hpp), built for AVX-512 with VBMI (byte
+// permutes across two registers) and BITALG (a bit picked per lane):
+//
+//   split outcomes of one row for all of a tree's splits, as a 64-bit word:
+//     W = bins[column[i]] > rank[i]        vpermi2b per 128 bin columns, vpcmpub
+//   8 rows (one per 64-bit lane) step together:
+//     node = W[node] ? right[node] : left[node]      vpshufbitqmb, 2 vpermi2b
+//   and the leaf's value comes from 64 values held in 8 registers.
+//
+// A tree's tables are loaded once per 64 rows; nothing in a step touches
+// memory, so the walk is bound by the permute port and not by the load
+// chains that limit the general walk (walk.hpp). Forests without a binned
+// form take that general walk.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "trees/binned.hpp"
+#include "trees/eval.hpp"
+#include "trees/keys.hpp"
+#include "trees/walk.hpp"
+
+namespace engine::trees {
+namespace {
+
+constexpr size_t kBlockRows = 64;  // rows binned, then walked by every tree
+
+// The number of a feature's thresholds at or below `key` (a number's key,
+// so below the padding): how many blocks end at or below it, then how many
+// keys of the next block are.
+inline uint32_t bin_of(const KeyBlock* blocks, uint32_t key) {
+  const __m512i k = _mm512_set1_epi32(int(key));
+  const uint32_t block = uint32_t(__builtin_popcount(
+      _mm512_cmple_epu32_mask(_mm512_load_si512(blocks[0].key), k)));
+  const uint32_t within = uint32_t(__builtin_popcount(
+      _mm512_cmple_epu32_mask(_mm512_load_si512(blocks[1 + block].key), k)));
+  return 16 * block + within;
+}
+
+// Rows [0, n) of X into bins, one byte per bin column: the feature's bin,
+// or where the column's copy sends a missing value. Row r's column c goes
+// to bins[r * row_step + c * column_step].
+void bin_rows(const BinnedForest& b, const float* X, size_t n, size_t stride, uint8_t* bins, size_t row_step,
+              size_t column_step) {
+  const KeyBlock* blocks = b.key_blocks.data();
+  for (size_t r = 0; r < n; ++r) {
+    const float* x = X + r * stride;
+    uint8_t* out = bins + r * row_step;
+    for (const BinFeature& bf : b.features) {
+      const float v = x[bf.feature];
+      const uint8_t bin = uint8_t(bin_of(blocks + bf.blocks_at, float_key(v)));
+      const bool nan = v != v, zero_or_nan = !(std::fabs(v) > 1e-35f);
+      const int32_t* c = bf.column;
+      if (c[kMissingRight] >= 0) out[c[kMissingRight] * column_step] = nan ? 255 : bin;
+      if (c[kMissingLeft] >= 0) out[c[kMissingLeft] * column_step] = nan ? 0 : bin;
+      if (c[kZeroMissingRight] >= 0) out[c[kZeroMissingRight] * column_step] = zero_or_nan ? 255 : bin;
+      if (c[kZeroMissingLeft] >= 0) out[c[kZeroMissingLeft] * column_step] = zero_or_nan ? 0 : bin;
+    }
+  }
+}
+
+struct TreeRegisters {
+  __m512i column, rank, left0, left1, right0, right1;
+  __m512d values[8];
+};
+
+inline TreeRegisters load_tree(const BinnedTree& t) {
+  TreeRegisters r;
+  r.column = _mm512_load_si512(t.column);
+  r.rank = _mm512_load_si512(t.rank);
+  r.left0 = _mm512_load_si512(t.left);
+  r.left1 = _mm512_load_si512(t.left + 64);
+  r.right0 = _mm512_load_si512(t.right);
+  r.right1 = _mm512_load_si512(t.right + 64);
+  for (int i = 0; i < 8; ++i) r.values[i] = _mm512_load_pd(t.values + 8 * i);
+  return r;
+}
+
+// The split outcomes of one row: bit i set iff split i sends the row right.
+inline uint64_t outcomes(const TreeRegisters& t, const uint8_t* row, const uint64_t* chunk_masks,
+                         uint32_t n_chunks) {
+  __m512i bins = _mm512_permutex2var_epi8(_mm512_loadu_si512(row), t.column, _mm512_loadu_si512(row + 64));
+  for (uint32_t c = 1; c < n_chunks; ++c) {
+    const uint8_t* chunk = row + 128 * c;
+    bins = _mm512_mask_mov_epi8(
+        bins, chunk_masks[c - 1],
+        _mm512_permutex2var_epi8(_mm512_loadu_si512(chunk), t.column, _mm512_loadu_si512(chunk + 64)));
+  }
+  return _mm512_cmpgt_epu8_mask(bins, t.rank);
+}
+
+// Leaf values of 8 lanes; byte 0 of each lane holds kBinnedLeaf + j.
+inline __m512d leaf_values(const TreeRegisters& t, __m512i node) {
+  const __m512i j = _mm512_and_si512(node, _mm512_set1_epi64(63));
+  const __mmask8 b4 = _mm512_test_epi64_mask(j, _mm512_set1_epi64(16));
+  const __mmask8 b5 = _mm512_test_epi64_mask(j, _mm512_set1_epi64(32));
+  const __m512d v0 = _mm512_permutex2var_pd(t.values[0], j, t.values[1]);
+  const __m512d v1 = _mm512_permutex2var_pd(t.values[2], j, t.values[3]);
+  const __m512d v2 = _mm512_permutex2var_pd(t.values[4], j, t.values[5]);
+  const __m512d v3 = _mm512_permutex2var_pd(t.values[6], j, t.values[7]);
+  return _mm512_mask_mov_pd(_mm512_mask_mov_pd(v0, b4, v1), b5, _mm512_mask_mov_pd(v2, b4, v3));
+}
+
+// 8 x 8 transpose of the bytes of each 64-bit lane, and the same with each
+// lane's bytes reversed on the way (for transpose_bits).
+inline __m512i transpose_bytes(__m512i x, bool reverse) {
+  alignas(64) static const auto index = [] {
+    struct { uint8_t plain[64], reversed[64]; } t;
+    for (int lane = 0; lane < 8; ++lane)
+      for (int i = 0; i < 8; ++i) {
+        t.plain[8 * lane + i] = uint8_t(8 * i + lane);
+        t.reversed[8 * lane + 7 - i] = uint8_t(8 * i + lane);
+      }
+    return t;
+  }();
+  return _mm512_permutexvar_epi8(_mm512_load_si512(reverse ? index.reversed : index.plain), x);
+}
+
+// The 64 x 64 bit transpose: in[i] bit r (split i, row r) becomes out lane r
+// of register r / 8, bit i: bytes transposed within 8 x 8 blocks, bits within
+// each byte block (GF2P8AFFINEQB with the identity as data), then the blocks.
+inline void transpose_bits(const uint64_t* in, __m512i* out) {
+  const __m512i identity = _mm512_set1_epi64(0x8040201008040201);
+  __m512i v[8];
+  for (int a = 0; a < 8; ++a)  // v[a] lane b byte j: rows 8b + j, splits 8a .. 8a + 7
+    v[a] = _mm512_gf2p8affine_epi64_epi8(identity, transpose_bytes(_mm512_load_si512(in + 8 * a), true), 0);
+  // 8 x 8 transpose of the 64-bit lanes across the registers: t[b] lane a = v[a] lane b.
+  __m512i s[8], t[8];
+  for (int a = 0; a < 8; a += 2) {
+    s[a] = _mm512_unpacklo_epi64(v[a], v[a + 1]);
+    s[a + 1] = _mm512_unpackhi_epi64(v[a], v[a + 1]);
+  }
+  for (int a = 0; a < 8; a += 4)
+    for (int k = 0; k < 2; ++k) {
+      t[a + k] = _mm512_shuffle_i64x2(s[a + k], s[a + k + 2], 0x88);
+      t[a + k + 2] = _mm512_shuffle_i64x2(s[a + k], s[a + k + 2], 0xdd);
+    }
+  for (int k = 0; k < 4; ++k) {
+    s[k] = _mm512_shuffle_i64x2(t[k], t[k + 4], 0x88);
+    s[k + 4] = _mm512_shuffle_i64x2(t[k], t[k + 4], 0xdd);
+  }
+  for (int b = 0; b < 8; ++b) out[b] = transpose_bytes(s[b], false);
+}
+
+// Split outcomes of rows [0, 8G) from row-major bins (one gather per row).
+template <int G>
+inline void outcomes_by_row(const BinnedForest& b, const TreeRegisters& t, const uint64_t* masks,
+                            const uint8_t* bins, __m512i* w) {
+  alignas(64) uint64_t words[8 * G];
+  for (int r = 0; r < 8 * G; ++r) words[r] = outcomes(t, bins + r * b.row_bytes, masks, b.n_chunks);
+  for (int g = 0; g < G; ++g) w[g] = _mm512_load_si512(words + 8 * g);
+}
+
+// Split outcomes of 64 rows from column-major bins (64 bytes per column):
+// one compare per split, then the transpose.
+inline void outcomes_by_split(const BinnedTree& tree, uint32_t n_splits, const uint8_t* columns, __m512i* w) {
+  alignas(64) uint64_t right[64];
+  for (uint32_t i = 0; i < n_splits; ++i)
+    right[i] = _mm512_cmplt_epu8_mask(_mm512_set1_epi8(char(tree.rank[i])),
+                                      _mm512_load_si512(columns + 64 * size_t(tree.full_column[i])));
+  for (uint32_t i = n_splits; i < 64; ++i) right[i] = 0;
+  transpose_bits(right, w);
+}
+
+// One tree over G groups of 8 rows: the groups walk side by side (one alone
+// would wait on each step's permute latency), then add their leaf values to
+// acc, the tree's output column of the block.
+template <int G, bool ByRow>
+inline void walk_tree(const BinnedForest& b, size_t ti, const uint8_t* bins, double* acc) {
+  const BinnedTreeInfo& info = b.info[ti];
+  const TreeRegisters t = load_tree(b.trees[ti]);
+  __m512i w[G], node[G];
+  if constexpr (ByRow) outcomes_by_row<G>(b, t, b.chunk_masks.data() + info.chunk_mask_at, bins, w);
+  else outcomes_by_split(b.trees[ti], info.n_splits, bins, w);
+#pragma GCC unroll 8
+  for (int g = 0; g < G; ++g) node[g] = _mm512_set1_epi8(char(info.root));
+  for (uint32_t s = 0; s < info.depth; ++s) {
+#pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) {
+      const __mmask64 right = _mm512_bitshuffle_epi64_mask(w[g], node[g]);
+      node[g] = _mm512_mask_mov_epi8(_mm512_permutex2var_epi8(t.left0, node[g], t.left1), right,
+                                     _mm512_permutex2var_epi8(t.right0, node[g], t.right1));
+    }
+  }
+#pragma GCC unroll 8
+  for (int g = 0; g < G; ++g) {
+    const __m512d v = leaf_values(t, node[g]);
+    double* a = acc + 8 * g;
+    if (info.f32)  // XGBoost's float sum: float(acc) + float(leaf), widened back
+      _mm512_storeu_pd(a, _mm512_cvtps_pd(_mm256_add_ps(_mm512_cvtpd_ps(_mm512_loadu_pd(a)), _mm512_cvtpd_ps(v))));
+    else
+      _mm512_storeu_pd(a, _mm512_add_pd(_mm512_loadu_pd(a), v));
+  }
+}
+
+template <int G, bool ByRow = true>
+void walk_trees(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins, double* columns) {
+  for (size_t ti = tb; ti < te; ++ti)
+    walk_tree<G, ByRow>(b, ti, bins, columns + b.info[ti].output * kBlockRows);
+}
+
+void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride, double* acc, size_t tb,
+                       size_t te) {
+  const BinnedForest& b = f.binned();
+  if (!b.usable) return accumulate(f, X, n, stride, acc, tb, te);
+  const size_t n_out = f.n_outputs();
+  thread_local std::vector<uint8_t> bins;
+  thread_local std::vector<double> columns;  // n_out x kBlockRows
+  bins.resize(kBlockRows * b.row_bytes + 64);  // + 64: room to align
+  columns.resize(n_out * kBlockRows);
+  for (size_t r0 = 0; r0 < n; r0 += kBlockRows) {
+    const size_t m = std::min(kBlockRows, n - r0), groups = (m + 7) / 8;
+    uint8_t* block = bins.data() + (-reinterpret_cast<uintptr_t>(bins.data()) & 63);
+    if (m == kBlockRows) bin_rows(b, X + r0 * stride, m, stride, block, 1, kBlockRows);
+    else bin_rows(b, X + r0 * stride, m, stride, block, b.row_bytes, 1);
+    for (size_t o = 0; o < n_out; ++o)
+      for (size_t r = 0; r < m; ++r) columns[o * kBlockRows + r] = acc[(r0 + r) * n_out + o];
+    switch (groups) {
+      case 1: walk_trees<1>(b, tb, te, block, columns.data()); break;
+      case 2: walk_trees<2>(b, tb, te, block, columns.data()); break;
+      case 3: walk_trees<3>(b, tb, te, block, columns.data()); break;
+      case 4: walk_trees<4>(b, tb, te, block, columns.data()); break;
+      case 5: walk_trees<5>(b, tb, te, block, columns.data()); break;
+      case 6: walk_trees<6>(b, tb, te, block, columns.data()); break;
+      case 7: walk_trees<7>(b, tb, te, block, columns.data()); break;
+      default: walk_trees<8, false>(b, tb, te, block, columns.data()); break;
+    }
+    for (size_t o = 0; o < n_out; ++o)
+      for (size_t r = 0; r < m; ++r) acc[(r0 + r) * n_out + o] = columns[o * kBlockRows + r];
+  }
+}
+
+}  // namespace
+
+const EvalKernels& avx512_vbmi_eval() {
+  static const EvalKernels table{simd::Level::avx512, "avx512-vbmi", &accumulate_binned};
+  return table;
+}
+
+}  // namespace engine::trees
