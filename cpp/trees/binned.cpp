@@ -75,6 +75,7 @@ BinnedForest bin_forest(const Forest& f) {
     std::fill(std::begin(bt.right), std::end(bt.right), 0);
     std::fill(std::begin(bt.values), std::end(bt.values), 0.0);
     std::fill(std::begin(bt.full_column), std::end(bt.full_column), 0);
+    std::fill(std::begin(bt.child), std::end(bt.child), 0);
     info.chunk_mask_at = uint32_t(b.chunk_masks.size());
     info.depth = uint8_t(std::min<uint32_t>(t.depth, 255));
     info.f32 = t.f32;
@@ -91,7 +92,7 @@ BinnedForest bin_forest(const Forest& f) {
       const uint32_t at = t.root + q;
       const uint8_t i = id[q];
       if (is_leaf(at)) {
-        bt.left[i] = bt.right[i] = i;
+        bt.left[i] = bt.right[i] = bt.child[2 * i] = bt.child[2 * i + 1] = i;
         const double v = f.values()[t.value_base + q];
         bt.values[i - kBinnedLeaf] = t.f32 ? double(float(v)) : v;
         continue;
@@ -105,6 +106,8 @@ BinnedForest bin_forest(const Forest& f) {
       if (column >= 128) b.chunk_masks[first_mask + column / 128 - 1] |= uint64_t{1} << i;
       bt.left[i] = id[node_left[at] - t.root];
       bt.right[i] = id[node_left[at] + 1 - t.root];
+      bt.child[2 * i] = bt.left[i];
+      bt.child[2 * i + 1] = bt.right[i];
     }
   }
   b.usable = true;

@@ -36,6 +36,7 @@ struct alignas(64) BinnedTree {
   uint8_t right[128];
   double values[64];      // leaf j's value (float-rounded for float heads)
   uint16_t full_column[64];  // the split's bin column
+  uint8_t child[256];        // [2 * node + went right]: left and right side by side, for scalar walks
 };
 
 struct BinnedTreeInfo {

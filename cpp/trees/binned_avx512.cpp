@@ -23,6 +23,7 @@
 #include "trees/walk.hpp"
 
 namespace engine::trees {
+int g_ab = 0;
 namespace {
 
 constexpr size_t kBlockRows = 64;  // rows binned, then walked by every tree
@@ -42,17 +43,34 @@ inline uint32_t bin_of(const KeyBlock* blocks, uint32_t key) {
 // Rows [0, n) of X into bins, one byte per bin column: the feature's bin,
 // or where the column's copy sends a missing value. Row r's column c goes
 // to bins[r * row_step + c * column_step].
-void bin_rows(const BinnedForest& b, const float* X, size_t n, size_t stride, uint8_t* bins, size_t row_step,
+void bin_rows_old(const BinnedForest& b, const float* X, size_t n, size_t stride, uint8_t* bins, size_t row_step,
               size_t column_step) {
-  const KeyBlock* blocks = b.key_blocks.data();
+  const KeyBlock* blocks0 = b.key_blocks.data();
   for (size_t r = 0; r < n; ++r) {
-    const float* x = X + r * stride;
     uint8_t* out = bins + r * row_step;
     for (const BinFeature& bf : b.features) {
-      const float v = x[bf.feature];
-      const uint8_t bin = uint8_t(bin_of(blocks + bf.blocks_at, float_key(v)));
+    const int32_t* c = bf.column;
+      const float v = X[r * stride + bf.feature];
+      const uint8_t bin = uint8_t(bin_of(blocks0 + bf.blocks_at, float_key(v)));
       const bool nan = v != v, zero_or_nan = !(std::fabs(v) > 1e-35f);
-      const int32_t* c = bf.column;
+      if (c[kMissingRight] >= 0) out[c[kMissingRight] * column_step] = nan ? 255 : bin;
+      if (c[kMissingLeft] >= 0) out[c[kMissingLeft] * column_step] = nan ? 0 : bin;
+      if (c[kZeroMissingRight] >= 0) out[c[kZeroMissingRight] * column_step] = zero_or_nan ? 255 : bin;
+      if (c[kZeroMissingLeft] >= 0) out[c[kZeroMissingLeft] * column_step] = zero_or_nan ? 0 : bin;
+    }
+  }
+}
+void bin_rows(const BinnedForest& b, const float* X, size_t n, size_t stride, uint8_t* bins, size_t row_step,
+              size_t column_step) {
+  // Feature by feature, so that its 17 key blocks stay in L1 for every row.
+  for (const BinFeature& bf : b.features) {
+    const KeyBlock* blocks = b.key_blocks.data() + bf.blocks_at;
+    const int32_t* c = bf.column;
+    for (size_t r = 0; r < n; ++r) {
+      const float v = X[r * stride + bf.feature];
+      const uint8_t bin = uint8_t(bin_of(blocks, float_key(v)));
+      const bool nan = v != v, zero_or_nan = !(std::fabs(v) > 1e-35f);
+      uint8_t* out = bins + r * row_step;
       if (c[kMissingRight] >= 0) out[c[kMissingRight] * column_step] = nan ? 255 : bin;
       if (c[kMissingLeft] >= 0) out[c[kMissingLeft] * column_step] = nan ? 0 : bin;
       if (c[kZeroMissingRight] >= 0) out[c[kZeroMissingRight] * column_step] = zero_or_nan ? 255 : bin;
@@ -195,6 +213,62 @@ inline void walk_tree(const BinnedForest& b, size_t ti, const uint8_t* bins, dou
   }
 }
 
+// K trees of one row: split outcomes, then the trees walked side by side in
+// scalar registers, each as many steps as the deepest, and the leaves added
+// in tree order.
+template <size_t K>
+inline void walk_row_trees(const BinnedForest& b, size_t t0, const uint8_t* row, double* acc) {
+  uint64_t w[K];
+  uint32_t node[K], depth = 0;
+#pragma GCC unroll 8
+  for (size_t k = 0; k < K; ++k) {
+    const BinnedTreeInfo& info = b.info[t0 + k];
+    const BinnedTree& tree = b.trees[t0 + k];
+    TreeRegisters t;
+    t.column = _mm512_load_si512(tree.column);
+    t.rank = _mm512_load_si512(tree.rank);
+    w[k] = outcomes(t, row, b.chunk_masks.data() + info.chunk_mask_at, b.n_chunks);
+    node[k] = info.root;
+    depth = std::max<uint32_t>(depth, info.depth);
+  }
+  for (uint32_t s = 0; s < depth; ++s) {
+    uint32_t all = kBinnedLeaf;  // stays set while every tree is at a leaf
+#pragma GCC unroll 8
+    for (size_t k = 0; k < K; ++k) {
+      node[k] = b.trees[t0 + k].child[2 * node[k] + ((w[k] >> (node[k] & 63)) & 1)];
+      all &= node[k];
+    }
+    if (all) break;
+  }
+  // The sum stays in a register while consecutive trees add to one output.
+  uint32_t output = b.info[t0].output;
+  double sum = acc[output];
+  for (size_t k = 0; k < K; ++k) {
+    const BinnedTreeInfo& info = b.info[t0 + k];
+    if (info.output != output) {
+      acc[output] = sum;
+      output = info.output;
+      sum = acc[output];
+    }
+    const double v = b.trees[t0 + k].values[node[k] - kBinnedLeaf];
+    sum = info.f32 ? double(float(sum) + float(v)) : sum + v;
+  }
+  acc[output] = sum;
+}
+
+// Rows of a small batch, one at a time, 8 trees side by side (the byte
+// permutes' lanes would be 7/8 idle).
+void walk_rows(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins, size_t n, double* acc,
+               size_t n_out) {
+  for (size_t r = 0; r < n; ++r) {
+    const uint8_t* row = bins + r * b.row_bytes;
+    double* a = acc + r * n_out;
+    size_t t0 = tb;
+    for (; t0 + 8 <= te; t0 += 8) walk_row_trees<8>(b, t0, row, a);
+    for (; t0 < te; ++t0) walk_row_trees<1>(b, t0, row, a);
+  }
+}
+
 template <int G, bool ByRow = true>
 void walk_trees(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins, double* columns) {
   for (size_t ti = tb; ti < te; ++ti)
@@ -213,8 +287,13 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
   for (size_t r0 = 0; r0 < n; r0 += kBlockRows) {
     const size_t m = std::min(kBlockRows, n - r0), groups = (m + 7) / 8;
     uint8_t* block = bins.data() + (-reinterpret_cast<uintptr_t>(bins.data()) & 63);
-    if (m == kBlockRows) bin_rows(b, X + r0 * stride, m, stride, block, 1, kBlockRows);
+    if (m == kBlockRows && g_ab == 0) bin_rows_old(b, X + r0 * stride, m, stride, block, 1, kBlockRows);
+    else if (m == kBlockRows) bin_rows(b, X + r0 * stride, m, stride, block, 1, kBlockRows);
     else bin_rows(b, X + r0 * stride, m, stride, block, b.row_bytes, 1);
+    if (m < 8 || (g_ab == 1 && m < kBlockRows)) {
+      walk_rows(b, tb, te, block, m, acc + r0 * n_out, n_out);
+      continue;
+    }
     for (size_t o = 0; o < n_out; ++o)
       for (size_t r = 0; r < m; ++r) columns[o * kBlockRows + r] = acc[(r0 + r) * n_out + o];
     switch (groups) {

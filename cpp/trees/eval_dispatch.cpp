@@ -10,7 +10,7 @@ namespace engine::trees {
 static bool has_vbmi() {
 #if ENGINE_HAVE_X86
   return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bitalg") &&
-         __builtin_cpu_supports("gfni");
+         __builtin_cpu_supports("gfni") && __builtin_cpu_supports("bmi2");
 #else
   return false;
 #endif
