@@ -13,11 +13,17 @@ BinnedForest bin_forest(const Forest& f) {
   const Split* splits = f.node_splits();
   const uint32_t* node_left = f.node_left();
   const auto is_leaf = [&](uint32_t at) { return node_left[at] == at; };
+  // A split's key column is feature + copy * nf (forest.hpp's Copy): bit 0
+  // of the copy is "missing goes left", bit 1 "zero is missing".
+  const auto feature_of = [&](uint32_t at) { return splits[at].column / kRowBlock % nf; };
+  const auto copy_of = [&](uint32_t at) { return splits[at].column / kRowBlock / nf; };
+  const auto kind_of = [&](uint32_t at) { return copy_of(at) >> 1; };
+  const auto missing_left = [&](uint32_t at) { return (copy_of(at) & 1) == kMissingLeft; };
 
-  // Each feature's distinct thresholds and the copies its splits read; the
-  // forest is refused on the first tree the binned form cannot hold.
+  // Each feature's distinct thresholds and the column kinds its splits read;
+  // the forest is refused on the first tree the binned form cannot hold.
   std::vector<std::vector<uint32_t>> thresholds(nf);
-  std::vector<uint8_t> copies(nf, 0);  // bit per copy
+  std::vector<uint8_t> kinds(nf, 0);  // bit per kind
   for (size_t ti = 0; ti < f.n_trees(); ++ti) {
     const TreeInfo& t = f.trees()[ti];
     if (t.special || t.output < 0) return {};
@@ -27,27 +33,22 @@ BinnedForest bin_forest(const Forest& f) {
         ++leaves;
         continue;
       }
-      const uint32_t key_column = splits[at].column / kRowBlock;
-      thresholds[key_column % nf].push_back(splits[at].key);
-      copies[key_column % nf] |= uint8_t(1u << (key_column / nf));
+      thresholds[feature_of(at)].push_back(splits[at].key);
+      kinds[feature_of(at)] |= uint8_t(1u << kind_of(at));
     }
     if (leaves > 64) return {};
   }
   BinnedForest b;
-  std::vector<uint32_t> column_of(4 * nf, 0);  // key column -> bin column
-  uint32_t n_columns = 0;
+  std::vector<uint32_t> column_of(2 * nf, 0);  // feature + kind * nf -> bin column
   for (size_t j = 0; j < nf; ++j) {
     std::vector<uint32_t>& keys = thresholds[j];
     if (keys.empty()) continue;
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-    if (keys.size() > 255) return {};
-    BinFeature bf{uint32_t(j), uint32_t(b.key_blocks.size()), {-1, -1, -1, -1}};
-    for (uint32_t c = 0; c < 4; ++c)
-      if (copies[j] >> c & 1) {
-        column_of[j + c * nf] = n_columns;
-        bf.column[c] = int32_t(n_columns++);
-      }
+    if (keys.size() >= kMissingBin) return {};
+    BinFeature bf{uint32_t(j), uint32_t(b.key_blocks.size()), {UINT32_MAX, UINT32_MAX}};
+    for (uint32_t kind = 0; kind < 2; ++kind)
+      if (kinds[j] >> kind & 1) bf.column[kind] = column_of[j + kind * nf] = b.n_columns++;
     b.features.push_back(bf);
     keys.resize(256, UINT32_MAX);
     KeyBlock pivots;
@@ -58,36 +59,36 @@ BinnedForest bin_forest(const Forest& f) {
       std::copy_n(keys.begin() + int64_t(16 * i), 16, b.key_blocks.back().key);
     }
   }
-  if (n_columns > 65535) return {};
-  b.n_chunks = std::max<uint32_t>(1, (n_columns + 127) / 128);
+  if (b.n_columns >= 65535) return {};
+  for (BinFeature& bf : b.features)
+    for (uint32_t& c : bf.column) c = std::min(c, b.n_columns);  // the spare
+  b.n_chunks = (b.n_columns + 1 + 127) / 128;
   b.row_bytes = 128 * b.n_chunks;
 
   b.trees.resize(f.n_trees());
   b.info.resize(f.n_trees());
-  std::vector<uint8_t> id;  // binned id of node root + q (the layout is breadth first already)
+  std::vector<uint8_t> id;  // binned id of node root + q
   for (size_t ti = 0; ti < f.n_trees(); ++ti) {
     const TreeInfo& t = f.trees()[ti];
     BinnedTree& bt = b.trees[ti];
     BinnedTreeInfo& info = b.info[ti];
-    std::fill(std::begin(bt.column), std::end(bt.column), 0);
-    std::fill(std::begin(bt.rank), std::end(bt.rank), 0);
-    std::fill(std::begin(bt.left), std::end(bt.left), 0);
-    std::fill(std::begin(bt.right), std::end(bt.right), 0);
-    std::fill(std::begin(bt.values), std::end(bt.values), 0.0);
-    std::fill(std::begin(bt.full_column), std::end(bt.full_column), 0);
-    std::fill(std::begin(bt.child), std::end(bt.child), 0);
+    bt = BinnedTree{};
     info.chunk_mask_at = uint32_t(b.chunk_masks.size());
     info.depth = uint8_t(std::min<uint32_t>(t.depth, 255));
     info.f32 = t.f32;
     info.output = uint32_t(t.output);
     const size_t first_mask = b.chunk_masks.size();
     b.chunk_masks.resize(first_mask + b.n_chunks - 1, 0);
+    // Splits that send missing values left first, then the others; leaves after.
     id.assign(t.n_nodes, 0);
-    uint8_t splits_seen = 0, leaves_seen = 0;
+    uint8_t next_split = 0, leaves = 0;
+    for (int pass = 0; pass < 2; ++pass)
+      for (uint32_t q = 0; q < t.n_nodes; ++q)
+        if (!is_leaf(t.root + q) && missing_left(t.root + q) == (pass == 0)) id[q] = next_split++;
     for (uint32_t q = 0; q < t.n_nodes; ++q)
-      id[q] = is_leaf(t.root + q) ? uint8_t(kBinnedLeaf + leaves_seen++) : splits_seen++;
+      if (is_leaf(t.root + q)) id[q] = uint8_t(kBinnedLeaf + leaves++);
     info.root = id[0];
-    info.n_splits = splits_seen;
+    info.n_splits = next_split;
     for (uint32_t q = 0; q < t.n_nodes; ++q) {
       const uint32_t at = t.root + q;
       const uint8_t i = id[q];
@@ -97,17 +98,15 @@ BinnedForest bin_forest(const Forest& f) {
         bt.values[i - kBinnedLeaf] = t.f32 ? double(float(v)) : v;
         continue;
       }
-      const uint32_t key_column = splits[at].column / kRowBlock;
-      const uint32_t column = column_of[key_column];
-      const std::vector<uint32_t>& keys = thresholds[key_column % nf];
+      info.n_missing_left += missing_left(at);
+      const uint32_t column = column_of[feature_of(at) + kind_of(at) * nf];
+      const std::vector<uint32_t>& keys = thresholds[feature_of(at)];
       bt.column[i] = uint8_t(column & 127);
       bt.full_column[i] = uint16_t(column);
       bt.rank[i] = uint8_t(std::lower_bound(keys.begin(), keys.end(), splits[at].key) - keys.begin());
       if (column >= 128) b.chunk_masks[first_mask + column / 128 - 1] |= uint64_t{1} << i;
-      bt.left[i] = id[node_left[at] - t.root];
-      bt.right[i] = id[node_left[at] + 1 - t.root];
-      bt.child[2 * i] = bt.left[i];
-      bt.child[2 * i + 1] = bt.right[i];
+      bt.left[i] = bt.child[2 * i] = id[node_left[at] - t.root];
+      bt.right[i] = bt.child[2 * i + 1] = id[node_left[at] + 1 - t.root];
     }
   }
   b.usable = true;

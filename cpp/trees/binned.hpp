@@ -4,19 +4,19 @@
 //
 // A row's bin for a feature is the number of the feature's distinct split
 // thresholds at or below its value, so `x >= threshold_j` iff `bin > j`,
-// exactly. A bin column is one (feature, missing-value copy) pair some split
-// reads (forest.hpp's key copies): the feature's bin, or for a missing value
-// 0 (below every rank) or 255 (above) as the copy sends it. LightGBM and
-// XGBoost histogram models have at most 255 thresholds per feature (their
-// default max_bin), so a bin fits a byte.
+// exactly; a missing value's bin is 255, above every rank, and splits that
+// send missing values left mask that out (they come first in their tree, so
+// one mask per tree covers them). A bin column is a feature, or a feature
+// under LightGBM's zero-as-missing (zero is missing too). LightGBM and
+// XGBoost histogram models have at most 255 bins, 254 thresholds, per
+// feature (their default max_bin), so a bin fits a byte.
 //
 // A tree with at most 64 leaves then needs, per row, one 64-bit word of
-// split outcomes, computed for all its splits at once (a byte permute of the
-// row's bins by the splits' columns, one unsigned compare); the walk tests a
-// bit of that word per step and looks the next node up in the child tables,
-// for 8 rows per instruction. Forests this cannot express (categorical
-// splits, vector leaves, more than 64 leaves or 255 thresholds) keep the
-// general walk (walk.hpp).
+// split outcomes, computed for all its splits at once; the walk tests a bit
+// of that word per step and looks the next node up in the child tables, for
+// 8 rows per instruction. Forests this cannot express (categorical splits,
+// vector leaves, more than 64 leaves or 254 thresholds) keep the general
+// walk (walk.hpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -27,14 +27,15 @@ namespace engine::trees {
 class Forest;
 
 constexpr uint32_t kBinnedLeaf = 64;  // node ids: splits 0..63, leaves 64 + j
+constexpr uint8_t kMissingBin = 255;
 
 // One tree's tables, 64-byte aligned so each is one register load.
 struct alignas(64) BinnedTree {
-  uint8_t column[64];     // the split's bin column, low 7 bits (chunk in BinnedTreeInfo)
-  uint8_t rank[64];       // go right iff bin > rank
-  uint8_t left[128];      // next node per node id; leaves point to themselves
+  uint8_t column[64];        // the split's bin column, low 7 bits (chunk_masks say the rest)
+  uint8_t rank[64];          // go right iff bin > rank
+  uint8_t left[128];         // next node per node id; leaves point to themselves
   uint8_t right[128];
-  double values[64];      // leaf j's value (float-rounded for float heads)
+  double values[64];         // leaf j's value (float-rounded for float heads)
   uint16_t full_column[64];  // the split's bin column
   uint8_t child[256];        // [2 * node + went right]: left and right side by side, for scalar walks
 };
@@ -44,6 +45,7 @@ struct BinnedTreeInfo {
   uint8_t root = 0;            // 0, or kBinnedLeaf for a tree that is one leaf
   uint8_t depth = 0;           // longest path, in splits
   uint8_t n_splits = 0;
+  uint8_t n_missing_left = 0;  // splits 0 .. n_missing_left - 1 send missing values left
   bool f32 = false;
   uint32_t output = 0;
 };
@@ -51,20 +53,21 @@ struct BinnedTreeInfo {
 // A feature some split reads: its thresholds' keys, ascending, padded with
 // UINT32_MAX to 256, as 16 blocks of 16 after a block of pivots (the last
 // key of each block), so that a bin is two 16-wide compares: which block,
-// then where in it. column: its bin column per copy (forest.hpp's Copy), -1
-// where no split reads that copy.
+// then where in it. column: its bin column with NaN missing, and with zero
+// or NaN missing; the spare column past the others where no split reads it.
 struct alignas(64) KeyBlock {
   uint32_t key[16];
 };
 struct BinFeature {
   uint32_t feature;
   uint32_t blocks_at;  // pivots at key_blocks[blocks_at], block i at blocks_at + 1 + i
-  int32_t column[4];
+  uint32_t column[2];
 };
 
 struct BinnedForest {
   bool usable = false;
-  uint32_t n_chunks = 0;       // bin columns in chunks of 128 (one two-table byte permute each)
+  uint32_t n_columns = 0;
+  uint32_t n_chunks = 0;       // bin columns and the spare in chunks of 128 (one two-table byte permute each)
   uint32_t row_bytes = 0;      // n_chunks * 128: one row's bins
   std::vector<BinFeature> features;
   std::vector<KeyBlock> key_blocks;

@@ -41,42 +41,31 @@ inline uint32_t bin_of(const KeyBlock* blocks, uint32_t key) {
 }
 
 // Rows [0, n) of X into bins, one byte per bin column: the feature's bin,
-// or where the column's copy sends a missing value. Row r's column c goes
-// to bins[r * row_step + c * column_step].
-void bin_rows_old(const BinnedForest& b, const float* X, size_t n, size_t stride, uint8_t* bins, size_t row_step,
-              size_t column_step) {
-  const KeyBlock* blocks0 = b.key_blocks.data();
-  for (size_t r = 0; r < n; ++r) {
-    uint8_t* out = bins + r * row_step;
-    for (const BinFeature& bf : b.features) {
-    const int32_t* c = bf.column;
-      const float v = X[r * stride + bf.feature];
-      const uint8_t bin = uint8_t(bin_of(blocks0 + bf.blocks_at, float_key(v)));
-      const bool nan = v != v, zero_or_nan = !(std::fabs(v) > 1e-35f);
-      if (c[kMissingRight] >= 0) out[c[kMissingRight] * column_step] = nan ? 255 : bin;
-      if (c[kMissingLeft] >= 0) out[c[kMissingLeft] * column_step] = nan ? 0 : bin;
-      if (c[kZeroMissingRight] >= 0) out[c[kZeroMissingRight] * column_step] = zero_or_nan ? 255 : bin;
-      if (c[kZeroMissingLeft] >= 0) out[c[kZeroMissingLeft] * column_step] = zero_or_nan ? 0 : bin;
-    }
-  }
-}
+// or kMissingBin. Row r's column c goes to bins[r * row_step + c * column_step].
+// Feature by feature, so that its 17 key blocks stay in L1 for every row.
 void bin_rows(const BinnedForest& b, const float* X, size_t n, size_t stride, uint8_t* bins, size_t row_step,
               size_t column_step) {
-  // Feature by feature, so that its 17 key blocks stay in L1 for every row.
   for (const BinFeature& bf : b.features) {
     const KeyBlock* blocks = b.key_blocks.data() + bf.blocks_at;
-    const int32_t* c = bf.column;
+    uint8_t* nan_missing = bins + bf.column[0] * column_step;
+    uint8_t* zero_missing = bins + bf.column[1] * column_step;
     for (size_t r = 0; r < n; ++r) {
       const float v = X[r * stride + bf.feature];
       const uint8_t bin = uint8_t(bin_of(blocks, float_key(v)));
-      const bool nan = v != v, zero_or_nan = !(std::fabs(v) > 1e-35f);
-      uint8_t* out = bins + r * row_step;
-      if (c[kMissingRight] >= 0) out[c[kMissingRight] * column_step] = nan ? 255 : bin;
-      if (c[kMissingLeft] >= 0) out[c[kMissingLeft] * column_step] = nan ? 0 : bin;
-      if (c[kZeroMissingRight] >= 0) out[c[kZeroMissingRight] * column_step] = zero_or_nan ? 255 : bin;
-      if (c[kZeroMissingLeft] >= 0) out[c[kZeroMissingLeft] * column_step] = zero_or_nan ? 0 : bin;
+      nan_missing[r * row_step] = v != v ? kMissingBin : bin;
+      zero_missing[r * row_step] = std::fabs(v) > 1e-35f ? bin : kMissingBin;
     }
   }
+}
+
+// Per column of a column-major block, the rows whose value is missing.
+void missing_rows(const BinnedForest& b, const uint8_t* columns, uint64_t* missing) {
+  for (uint32_t c = 0; c < b.n_columns; ++c)
+    missing[c] = _mm512_cmpeq_epi8_mask(_mm512_load_si512(columns + 64 * size_t(c)), _mm512_set1_epi8(char(kMissingBin)));
+}
+
+inline uint64_t missing_left_splits(const BinnedTreeInfo& info) {
+  return info.n_missing_left >= 64 ? ~uint64_t{0} : (uint64_t{1} << info.n_missing_left) - 1;
 }
 
 struct TreeRegisters {
@@ -98,7 +87,7 @@ inline TreeRegisters load_tree(const BinnedTree& t) {
 
 // The split outcomes of one row: bit i set iff split i sends the row right.
 inline uint64_t outcomes(const TreeRegisters& t, const uint8_t* row, const uint64_t* chunk_masks,
-                         uint32_t n_chunks) {
+                         uint32_t n_chunks, uint64_t missing_left) {
   __m512i bins = _mm512_permutex2var_epi8(_mm512_loadu_si512(row), t.column, _mm512_loadu_si512(row + 64));
   for (uint32_t c = 1; c < n_chunks; ++c) {
     const uint8_t* chunk = row + 128 * c;
@@ -106,7 +95,8 @@ inline uint64_t outcomes(const TreeRegisters& t, const uint8_t* row, const uint6
         bins, chunk_masks[c - 1],
         _mm512_permutex2var_epi8(_mm512_loadu_si512(chunk), t.column, _mm512_loadu_si512(chunk + 64)));
   }
-  return _mm512_cmpgt_epu8_mask(bins, t.rank);
+  const __mmask64 missing_goes_left = _mm512_mask_cmpeq_epi8_mask(missing_left, bins, _mm512_set1_epi8(char(kMissingBin)));
+  return _mm512_mask_cmpgt_epu8_mask(~missing_goes_left, bins, t.rank);
 }
 
 // Leaf values of 8 lanes; byte 0 of each lane holds kBinnedLeaf + j.
@@ -165,20 +155,25 @@ inline void transpose_bits(const uint64_t* in, __m512i* out) {
 // Split outcomes of rows [0, 8G) from row-major bins (one gather per row).
 template <int G>
 inline void outcomes_by_row(const BinnedForest& b, const TreeRegisters& t, const uint64_t* masks,
-                            const uint8_t* bins, __m512i* w) {
+                            uint64_t missing_left, const uint8_t* bins, __m512i* w) {
   alignas(64) uint64_t words[8 * G];
-  for (int r = 0; r < 8 * G; ++r) words[r] = outcomes(t, bins + r * b.row_bytes, masks, b.n_chunks);
+  for (int r = 0; r < 8 * G; ++r) words[r] = outcomes(t, bins + r * b.row_bytes, masks, b.n_chunks, missing_left);
   for (int g = 0; g < G; ++g) w[g] = _mm512_load_si512(words + 8 * g);
 }
 
 // Split outcomes of 64 rows from column-major bins (64 bytes per column):
 // one compare per split, then the transpose.
-inline void outcomes_by_split(const BinnedTree& tree, uint32_t n_splits, const uint8_t* columns, __m512i* w) {
+inline void outcomes_by_split(const BinnedTree& tree, const BinnedTreeInfo& info, const uint8_t* columns,
+                              const uint64_t* missing, __m512i* w) {
   alignas(64) uint64_t right[64];
-  for (uint32_t i = 0; i < n_splits; ++i)
-    right[i] = _mm512_cmplt_epu8_mask(_mm512_set1_epi8(char(tree.rank[i])),
-                                      _mm512_load_si512(columns + 64 * size_t(tree.full_column[i])));
-  for (uint32_t i = n_splits; i < 64; ++i) right[i] = 0;
+  const auto compare = [&](uint32_t i) {
+    return _mm512_cmplt_epu8_mask(_mm512_set1_epi8(char(tree.rank[i])),
+                                  _mm512_load_si512(columns + 64 * size_t(tree.full_column[i])));
+  };
+  uint32_t i = 0;
+  for (; i < info.n_missing_left; ++i) right[i] = compare(i) & ~missing[tree.full_column[i]];
+  for (; i < info.n_splits; ++i) right[i] = compare(i);
+  for (; i < 64; ++i) right[i] = 0;
   transpose_bits(right, w);
 }
 
@@ -186,12 +181,15 @@ inline void outcomes_by_split(const BinnedTree& tree, uint32_t n_splits, const u
 // would wait on each step's permute latency), then add their leaf values to
 // acc, the tree's output column of the block.
 template <int G, bool ByRow>
-inline void walk_tree(const BinnedForest& b, size_t ti, const uint8_t* bins, double* acc) {
+inline void walk_tree(const BinnedForest& b, size_t ti, const uint8_t* bins, const uint64_t* missing,
+                      double* acc) {
   const BinnedTreeInfo& info = b.info[ti];
   const TreeRegisters t = load_tree(b.trees[ti]);
   __m512i w[G], node[G];
-  if constexpr (ByRow) outcomes_by_row<G>(b, t, b.chunk_masks.data() + info.chunk_mask_at, bins, w);
-  else outcomes_by_split(b.trees[ti], info.n_splits, bins, w);
+  if constexpr (ByRow)
+    outcomes_by_row<G>(b, t, b.chunk_masks.data() + info.chunk_mask_at, missing_left_splits(info), bins, w);
+  else
+    outcomes_by_split(b.trees[ti], info, bins, missing, w);
 #pragma GCC unroll 8
   for (int g = 0; g < G; ++g) node[g] = _mm512_set1_epi8(char(info.root));
   for (uint32_t s = 0; s < info.depth; ++s) {
@@ -227,7 +225,7 @@ inline void walk_row_trees(const BinnedForest& b, size_t t0, const uint8_t* row,
     TreeRegisters t;
     t.column = _mm512_load_si512(tree.column);
     t.rank = _mm512_load_si512(tree.rank);
-    w[k] = outcomes(t, row, b.chunk_masks.data() + info.chunk_mask_at, b.n_chunks);
+    w[k] = outcomes(t, row, b.chunk_masks.data() + info.chunk_mask_at, b.n_chunks, missing_left_splits(info));
     node[k] = info.root;
     depth = std::max<uint32_t>(depth, info.depth);
   }
@@ -270,9 +268,10 @@ void walk_rows(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins,
 }
 
 template <int G, bool ByRow = true>
-void walk_trees(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins, double* columns) {
+void walk_trees(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins, const uint64_t* missing,
+                double* columns) {
   for (size_t ti = tb; ti < te; ++ti)
-    walk_tree<G, ByRow>(b, ti, bins, columns + b.info[ti].output * kBlockRows);
+    walk_tree<G, ByRow>(b, ti, bins, missing, columns + b.info[ti].output * kBlockRows);
 }
 
 void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride, double* acc, size_t tb,
@@ -282,29 +281,34 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
   const size_t n_out = f.n_outputs();
   thread_local std::vector<uint8_t> bins;
   thread_local std::vector<double> columns;  // n_out x kBlockRows
+  thread_local std::vector<uint64_t> missing;  // per bin column of a full block
   bins.resize(kBlockRows * b.row_bytes + 64);  // + 64: room to align
   columns.resize(n_out * kBlockRows);
+  missing.resize(b.n_columns + 1);
   for (size_t r0 = 0; r0 < n; r0 += kBlockRows) {
     const size_t m = std::min(kBlockRows, n - r0), groups = (m + 7) / 8;
     uint8_t* block = bins.data() + (-reinterpret_cast<uintptr_t>(bins.data()) & 63);
-    if (m == kBlockRows && g_ab == 0) bin_rows_old(b, X + r0 * stride, m, stride, block, 1, kBlockRows);
-    else if (m == kBlockRows) bin_rows(b, X + r0 * stride, m, stride, block, 1, kBlockRows);
-    else bin_rows(b, X + r0 * stride, m, stride, block, b.row_bytes, 1);
-    if (m < 8 || (g_ab == 1 && m < kBlockRows)) {
+    if (m == kBlockRows) {
+      bin_rows(b, X + r0 * stride, m, stride, block, 1, kBlockRows);
+      missing_rows(b, block, missing.data());
+    } else {
+      bin_rows(b, X + r0 * stride, m, stride, block, b.row_bytes, 1);
+    }
+    if (m < 8) {
       walk_rows(b, tb, te, block, m, acc + r0 * n_out, n_out);
       continue;
     }
     for (size_t o = 0; o < n_out; ++o)
       for (size_t r = 0; r < m; ++r) columns[o * kBlockRows + r] = acc[(r0 + r) * n_out + o];
     switch (groups) {
-      case 1: walk_trees<1>(b, tb, te, block, columns.data()); break;
-      case 2: walk_trees<2>(b, tb, te, block, columns.data()); break;
-      case 3: walk_trees<3>(b, tb, te, block, columns.data()); break;
-      case 4: walk_trees<4>(b, tb, te, block, columns.data()); break;
-      case 5: walk_trees<5>(b, tb, te, block, columns.data()); break;
-      case 6: walk_trees<6>(b, tb, te, block, columns.data()); break;
-      case 7: walk_trees<7>(b, tb, te, block, columns.data()); break;
-      default: walk_trees<8, false>(b, tb, te, block, columns.data()); break;
+      case 1: walk_trees<1>(b, tb, te, block, nullptr, columns.data()); break;
+      case 2: walk_trees<2>(b, tb, te, block, nullptr, columns.data()); break;
+      case 3: walk_trees<3>(b, tb, te, block, nullptr, columns.data()); break;
+      case 4: walk_trees<4>(b, tb, te, block, nullptr, columns.data()); break;
+      case 5: walk_trees<5>(b, tb, te, block, nullptr, columns.data()); break;
+      case 6: walk_trees<6>(b, tb, te, block, nullptr, columns.data()); break;
+      case 7: walk_trees<7>(b, tb, te, block, nullptr, columns.data()); break;
+      default: walk_trees<8, false>(b, tb, te, block, missing.data(), columns.data()); break;
     }
     for (size_t o = 0; o < n_out; ++o)
       for (size_t r = 0; r < m; ++r) acc[(r0 + r) * n_out + o] = columns[o * kBlockRows + r];
