@@ -153,7 +153,9 @@ void bind_forest(py::module_& m) {
       .def_property_readonly("n_trees", &Forest::n_trees)
       .def_property_readonly("n_nodes", &Forest::n_nodes)
       .def_property_readonly("n_leaves", &Forest::n_leaves)
-      .def_property_readonly("max_depth", &Forest::max_depth);
+      .def_property_readonly("max_depth", &Forest::max_depth)
+      // Whether the binned walk (cpp/trees/binned.hpp) can evaluate it.
+      .def_property_readonly("binned", [](const Forest& f) { return f.binned().usable; });
   m.def("forest_levels", [] {
     std::vector<std::string> names;
     for (const auto* k : trees::runnable_eval()) names.emplace_back(k->name);

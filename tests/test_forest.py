@@ -22,8 +22,8 @@ from engine.forest.compile import write_forest
 from engine.forest.reference import reference_predict
 
 LEVELS = _core.forest_levels()
-# Row counts around the kernel's lane group (8) and row block (32) sizes.
-BATCHES = [1, 2, 3, 7, 8, 9, 15, 16, 31, 32, 33, 100, 1000]
+# Row counts around the kernels' lane groups (8, 16) and row blocks (32, 64).
+BATCHES = [1, 2, 3, 7, 8, 9, 15, 16, 31, 32, 33, 63, 64, 65, 100, 129, 1000]
 
 
 def load(tmp_path, *heads, name="forest.bin", **kwargs) -> engine.Forest:
@@ -42,7 +42,13 @@ KINDS = {
     "multiclass": dict(n_outputs=3, transform="softmax"),
     "vector leaves": dict(n_outputs=2, vector_leaves=True, accumulate="f32"),
     "sigmoid": dict(transform="sigmoid"),
+    # At most 64 leaves, numeric: the binned walk's forests (cpp/trees/binned.hpp).
+    "binned f32": dict(categorical=False, zero_missing=False, accumulate="f32", max_depth=6, n_trees=60),
+    "binned f64": dict(categorical=False, zero_missing=False, max_depth=6, n_trees=60),
+    "binned zero missing": dict(categorical=False, max_depth=6, n_trees=60),
+    "binned multiclass": dict(categorical=False, n_outputs=3, transform="softmax", max_depth=6),
 }
+BINNED = {kind for kind in KINDS if kind.startswith("binned")}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -51,11 +57,24 @@ def test_every_level_and_batch_equals_the_reference(tmp_path, kind):
     forest = load(tmp_path, head)
     X = random_rows(1, max(BATCHES), head.n_features)
     want = reference_predict(head, X).reshape(len(X), -1)
+    assert forest._native.binned == (kind in BINNED)
     for level in LEVELS:
         for n in BATCHES:
             got = forest._native.predict_level(level, X[:n], True)
             # Same trees, same order, same precision: equal, not merely close.
             np.testing.assert_array_equal(got, want[:n], err_msg=f"{kind}, {level}, batch {n}")
+
+
+def test_binned_walk_refuses_features_with_more_than_254_thresholds(tmp_path):
+    """Bins are bytes and 255 marks a missing value: such forests take the general walk, still exact."""
+    head = random_head(seed=5, n_trees=400, n_features=2, max_depth=6, categorical=False, zero_missing=False)
+    assert len(np.unique(head.threshold[head.feature == 0])) > 254
+    forest = load(tmp_path, head)
+    assert not forest._native.binned
+    X = random_rows(3, 300, head.n_features)
+    want = reference_predict(head, X).reshape(len(X), -1)
+    for level in LEVELS:
+        np.testing.assert_array_equal(forest._native.predict_level(level, X, True), want, err_msg=level)
 
 
 @pytest.mark.parametrize("kind", ["multiclass", "sigmoid", "vector leaves"])

@@ -23,7 +23,6 @@
 #include "trees/walk.hpp"
 
 namespace engine::trees {
-int g_ab = 0;
 namespace {
 
 constexpr size_t kBlockRows = 64;  // rows binned, then walked by every tree
@@ -267,11 +266,26 @@ void walk_rows(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins,
   }
 }
 
+// The next block's rows, fetched into L2 a few cache lines per tree while
+// this block walks: a large batch streams from memory otherwise, and
+// binning would wait on every row (LightGBM 300 features: 15 % of the time).
+struct Prefetch {
+  const char* rows = nullptr;
+  size_t row_bytes = 0, stride_bytes = 0, n_rows = 0, next = 0, per_tree = 0;
+  void step() {
+    const size_t lines = (row_bytes + 63) / 64;
+    for (size_t i = 0; i < per_tree && next < n_rows * lines; ++i, ++next)
+      _mm_prefetch(rows + next / lines * stride_bytes + next % lines * 64, _MM_HINT_T1);
+  }
+};
+
 template <int G, bool ByRow = true>
 void walk_trees(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins, const uint64_t* missing,
-                double* columns) {
-  for (size_t ti = tb; ti < te; ++ti)
+                double* columns, Prefetch prefetch = {}) {
+  for (size_t ti = tb; ti < te; ++ti) {
+    prefetch.step();
     walk_tree<G, ByRow>(b, ti, bins, missing, columns + b.info[ti].output * kBlockRows);
+  }
 }
 
 void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride, double* acc, size_t tb,
@@ -300,7 +314,7 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
     }
     for (size_t o = 0; o < n_out; ++o)
       for (size_t r = 0; r < m; ++r) columns[o * kBlockRows + r] = acc[(r0 + r) * n_out + o];
-    switch (groups) {
+    switch (m == kBlockRows ? 0 : groups) {
       case 1: walk_trees<1>(b, tb, te, block, nullptr, columns.data()); break;
       case 2: walk_trees<2>(b, tb, te, block, nullptr, columns.data()); break;
       case 3: walk_trees<3>(b, tb, te, block, nullptr, columns.data()); break;
@@ -308,7 +322,18 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
       case 5: walk_trees<5>(b, tb, te, block, nullptr, columns.data()); break;
       case 6: walk_trees<6>(b, tb, te, block, nullptr, columns.data()); break;
       case 7: walk_trees<7>(b, tb, te, block, nullptr, columns.data()); break;
-      default: walk_trees<8, false>(b, tb, te, block, missing.data(), columns.data()); break;
+      case 8: walk_trees<8>(b, tb, te, block, nullptr, columns.data()); break;
+      default: {  // a full block: column-major bins
+        Prefetch next;
+        if (te > tb && r0 + kBlockRows < n) {
+          next.rows = reinterpret_cast<const char*>(X + (r0 + kBlockRows) * stride);
+          next.row_bytes = f.n_features() * sizeof(float);
+          next.stride_bytes = stride * sizeof(float);
+          next.n_rows = std::min(kBlockRows, n - r0 - kBlockRows);
+          next.per_tree = (next.n_rows * ((next.row_bytes + 63) / 64) + te - tb - 1) / (te - tb);
+        }
+        walk_trees<8, false>(b, tb, te, block, missing.data(), columns.data(), next);
+      }
     }
     for (size_t o = 0; o < n_out; ++o)
       for (size_t r = 0; r < m; ++r) acc[(r0 + r) * n_out + o] = columns[o * kBlockRows + r];
