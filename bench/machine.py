@@ -64,6 +64,7 @@ def engine_build_line(info: dict) -> str:
     bi = info["engine_build_info"]
     return (f"- **engine SIMD: `{bi['simd']}`**"
             + (f", kernels `{bi['kernels']}`" if bi.get("kernels") else "")
+            + (f", forest kernels `{bi['forest_kernels']}`" if bi.get("forest_kernels") else "")
             + f" (supported: {', '.join(bi['simd_supported'])}; "
             f"compiler {bi['compiler']}; rank-engine {info['engine_version']})")
 

@@ -5,6 +5,7 @@
 
 #include "common/errors.hpp"
 #include "simd/dispatch.hpp"
+#include "trees/eval.hpp"
 
 namespace py = pybind11;
 
@@ -40,6 +41,7 @@ PYBIND11_MODULE(_core, m) {
     py::dict info;
     info["simd"] = engine::simd::level_name(engine::simd::active().level);
     info["kernels"] = engine::simd::active().name;
+    info["forest_kernels"] = engine::trees::active_eval().name;  // avx512-vbmi: the binned walk
     info["simd_supported"] = engine::simd::supported_level_names();
     info["compiler"] = std::string(__VERSION__);
     info["version"] = ENGINE_VERSION;

@@ -18,7 +18,9 @@ def build_info() -> dict:
 
     Keys: ``simd`` (the instruction-set level in use: ``avx512``, ``avx2`` or
     ``scalar``; ``ENGINE_SIMD`` lowers it), ``simd_supported`` (levels this CPU
-    can run), ``compiler`` and ``version``.
+    can run), ``kernels`` and ``forest_kernels`` (the distance and forest kernel
+    tables in use; ``avx512-vbmi`` is the binned forest walk), ``compiler`` and
+    ``version``.
     """
     return dict(_core.build_info())
 

@@ -156,7 +156,7 @@ class Forest {
   const uint32_t* complete_bottom() const { return complete_bottom_.data(); }
   const double* complete_values() const { return complete_values_.data(); }
   const double* values() const { return values_.data(); }
-  const BinnedForest& binned() const { return binned_; }
+  const BinnedForest& binned() const { return binned_; }  // usable = false: general walk only
 
  private:
   void add_complete(TreeInfo& t, uint32_t cap);

@@ -1,4 +1,7 @@
-// The forest walk shared by every level's translation unit.
+// The general forest walk shared by every level's translation unit. CPUs
+// with AVX-512 VBMI, BITALG and GFNI (Ice Lake, Zen 4 and later) walk most
+// forests in binned form instead (binned.hpp, 2-3x faster); this walk takes
+// the rest there: categorical splits, vector leaves, deeper trees.
 //
 // Rows are first encoded as int32 keys (forest.hpp says why), column-major in
 // blocks of kRowBlock rows, so that lane l of a group of consecutive rows
