@@ -65,12 +65,13 @@ def test_every_level_and_batch_equals_the_reference(tmp_path, kind):
             np.testing.assert_array_equal(got, want[:n], err_msg=f"{kind}, {level}, batch {n}")
 
 
-def test_binned_walk_refuses_features_with_more_than_254_thresholds(tmp_path):
-    """Bins are bytes and 255 marks a missing value: such forests take the general walk, still exact."""
-    head = random_head(seed=5, n_trees=400, n_features=2, max_depth=6, categorical=False, zero_missing=False)
-    assert len(np.unique(head.threshold[head.feature == 0])) > 254
+def test_binned_walk_splits_features_with_more_than_254_thresholds(tmp_path):
+    """Bins are bytes and 255 marks a missing value: a feature with more thresholds ranks them in
+    several bin columns of 254, still exact."""
+    head = random_head(seed=5, n_trees=400, n_features=2, max_depth=6, categorical=False)
+    assert len(np.unique(head.threshold[head.feature == 0])) > 2 * 254
     forest = load(tmp_path, head)
-    assert not forest._native.binned
+    assert forest._native.binned
     X = random_rows(3, 300, head.n_features)
     want = reference_predict(head, X).reshape(len(X), -1)
     for level in LEVELS:

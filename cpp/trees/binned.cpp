@@ -39,24 +39,33 @@ BinnedForest bin_forest(const Forest& f) {
     if (leaves > 64) return {};
   }
   BinnedForest b;
-  std::vector<uint32_t> column_of(2 * nf, 0);  // feature + kind * nf -> bin column
+  // A feature with more distinct thresholds than a byte can rank (two heads
+  // trained on different rows have different bin boundaries) gets one bin
+  // column per run of kKeysPerColumn consecutive thresholds: "x >= t" is
+  // "bin > rank of t" in whichever run holds t.
+  constexpr uint32_t kKeysPerColumn = kMissingBin - 1;
+  std::vector<uint32_t> first_of(nf, 0);  // feature -> its first BinFeature
   for (size_t j = 0; j < nf; ++j) {
     std::vector<uint32_t>& keys = thresholds[j];
     if (keys.empty()) continue;
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-    if (keys.size() >= kMissingBin) return {};
-    BinFeature bf{uint32_t(j), uint32_t(b.key_blocks.size()), {UINT32_MAX, UINT32_MAX}};
-    for (uint32_t kind = 0; kind < 2; ++kind)
-      if (kinds[j] >> kind & 1) bf.column[kind] = column_of[j + kind * nf] = b.n_columns++;
-    b.features.push_back(bf);
-    keys.resize(256, UINT32_MAX);
-    KeyBlock pivots;
-    for (size_t i = 0; i < 16; ++i) pivots.key[i] = keys[16 * i + 15];
-    b.key_blocks.push_back(pivots);
-    for (size_t i = 0; i < 16; ++i) {
-      b.key_blocks.emplace_back();
-      std::copy_n(keys.begin() + int64_t(16 * i), 16, b.key_blocks.back().key);
+    first_of[j] = uint32_t(b.features.size());
+    for (size_t k0 = 0; k0 < keys.size(); k0 += kKeysPerColumn) {
+      BinFeature bf{uint32_t(j), uint32_t(b.key_blocks.size()), {UINT32_MAX, UINT32_MAX}};
+      for (uint32_t kind = 0; kind < 2; ++kind)
+        if (kinds[j] >> kind & 1) bf.column[kind] = b.n_columns++;
+      b.features.push_back(bf);
+      std::vector<uint32_t> run(keys.begin() + int64_t(k0),
+                                keys.begin() + int64_t(std::min<size_t>(keys.size(), k0 + kKeysPerColumn)));
+      run.resize(256, UINT32_MAX);
+      KeyBlock pivots;
+      for (size_t i = 0; i < 16; ++i) pivots.key[i] = run[16 * i + 15];
+      b.key_blocks.push_back(pivots);
+      for (size_t i = 0; i < 16; ++i) {
+        b.key_blocks.emplace_back();
+        std::copy_n(run.begin() + int64_t(16 * i), 16, b.key_blocks.back().key);
+      }
     }
   }
   if (b.n_columns >= 65535) return {};
@@ -99,11 +108,12 @@ BinnedForest bin_forest(const Forest& f) {
         continue;
       }
       info.n_missing_left += missing_left(at);
-      const uint32_t column = column_of[feature_of(at) + kind_of(at) * nf];
       const std::vector<uint32_t>& keys = thresholds[feature_of(at)];
+      const size_t position = size_t(std::lower_bound(keys.begin(), keys.end(), splits[at].key) - keys.begin());
+      const uint32_t column = b.features[first_of[feature_of(at)] + position / kKeysPerColumn].column[kind_of(at)];
       bt.column[i] = uint8_t(column & 127);
       bt.full_column[i] = uint16_t(column);
-      bt.rank[i] = uint8_t(std::lower_bound(keys.begin(), keys.end(), splits[at].key) - keys.begin());
+      bt.rank[i] = uint8_t(position % kKeysPerColumn);
       if (column >= 128) b.chunk_masks[first_mask + column / 128 - 1] |= uint64_t{1} << i;
       bt.left[i] = bt.child[2 * i] = id[node_left[at] - t.root];
       bt.right[i] = bt.child[2 * i + 1] = id[node_left[at] + 1 - t.root];

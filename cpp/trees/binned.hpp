@@ -7,16 +7,18 @@
 // exactly; a missing value's bin is 255, above every rank, and splits that
 // send missing values left mask that out (they come first in their tree, so
 // one mask per tree covers them). A bin column is a feature, or a feature
-// under LightGBM's zero-as-missing (zero is missing too). LightGBM and
-// XGBoost histogram models have at most 255 bins, 254 thresholds, per
-// feature (their default max_bin), so a bin fits a byte.
+// under LightGBM's zero-as-missing (zero is missing too), and ranks up to
+// 254 of its thresholds: LightGBM and XGBoost histogram models have at most
+// 255 bins per feature (their default max_bin), so one column usually
+// holds them all; more (heads trained on different rows, exact splits)
+// take a column per run of 254.
 //
 // A tree with at most 64 leaves then needs, per row, one 64-bit word of
 // split outcomes, computed for all its splits at once; the walk tests a bit
 // of that word per step and looks the next node up in the child tables, for
 // 8 rows per instruction. Forests this cannot express (categorical splits,
-// vector leaves, more than 64 leaves or 254 thresholds) keep the general
-// walk (walk.hpp).
+// vector leaves, more than 64 leaves, over 65,000 bin columns) keep the
+// general walk (walk.hpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>
