@@ -42,6 +42,7 @@ inline uint32_t bin_of(const KeyBlock* blocks, uint32_t key) {
 // Rows [0, n) of X into bins, one byte per bin column: the feature's bin,
 // or kMissingBin. Row r's column c goes to bins[r * row_step + c * column_step].
 // Feature by feature, so that its 17 key blocks stay in L1 for every row.
+// Partial blocks and small batches; full blocks take bin_block.
 void bin_rows(const BinnedForest& b, const float* X, size_t n, size_t stride, uint8_t* bins, size_t row_step,
               size_t column_step) {
   for (const BinFeature& bf : b.features) {
@@ -53,6 +54,61 @@ void bin_rows(const BinnedForest& b, const float* X, size_t n, size_t stride, ui
       const uint8_t bin = uint8_t(bin_of(blocks, float_key(v)));
       nan_missing[r * row_step] = v != v ? kMissingBin : bin;
       zero_missing[r * row_step] = std::fabs(v) > 1e-35f ? bin : kMissingBin;
+    }
+  }
+}
+
+// keys[idx] for 16 lanes from 256 keys held in 16 registers: a two-table
+// permute per pair of registers, then the lanes' pair picked by idx bits 5-7.
+inline __m512i lookup256(const __m512i* keys, __m512i idx) {
+  __m512i pair[8];
+  for (int c = 0; c < 8; ++c) pair[c] = _mm512_permutex2var_epi32(keys[2 * c], idx, keys[2 * c + 1]);
+  const __mmask16 b5 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
+  const __mmask16 b6 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(64));
+  const __mmask16 b7 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(128));
+  for (int c = 0; c < 4; ++c) pair[c] = _mm512_mask_mov_epi32(pair[2 * c], b5, pair[2 * c + 1]);
+  for (int c = 0; c < 2; ++c) pair[c] = _mm512_mask_mov_epi32(pair[2 * c], b6, pair[2 * c + 1]);
+  return _mm512_mask_mov_epi32(pair[0], b7, pair[1]);
+}
+
+// bin_rows for a full block into column-major bins (64 bytes per column),
+// 16 rows per instruction: the feature's 256 keys stay in registers, and
+// both searches (which block, where in it) permute them. The column's
+// values are copied out first, so the strided loads overlap instead of
+// stalling the searches (LightGBM 500 x 63, 300 features, batch 4096:
+// 5.9 -> 4.4 ns per row-tree against bin_rows; gathers measured slower).
+void bin_block(const BinnedForest& b, const float* X, size_t stride, uint8_t* columns) {
+  alignas(64) float x[kBlockRows];
+  for (const BinFeature& bf : b.features) {
+    const KeyBlock* blocks = b.key_blocks.data() + bf.blocks_at;
+    const __m512i pivots = _mm512_load_si512(blocks[0].key);
+    __m512i keys[16];
+    for (int i = 0; i < 16; ++i) keys[i] = _mm512_load_si512(blocks[1 + i].key);
+    for (size_t r = 0; r < kBlockRows; ++r) x[r] = X[r * stride + bf.feature];
+    for (size_t q = 0; q < kBlockRows / 16; ++q) {
+      const __m512 v = _mm512_load_ps(x + 16 * q);
+      // float_key (keys.hpp), 16 at a time.
+      const __m512i bits = _mm512_castps_si512(_mm512_add_ps(v, _mm512_setzero_ps()));
+      const __m512i key = _mm512_xor_si512(
+          _mm512_xor_si512(bits, _mm512_and_si512(_mm512_srai_epi32(bits, 31), _mm512_set1_epi32(0x7fffffff))),
+          _mm512_set1_epi32(int(0x80000000u)));
+      __m512i bin = _mm512_setzero_si512();
+      for (int h = 8; h; h >>= 1) {
+        const __m512i p = _mm512_permutexvar_epi32(_mm512_add_epi32(bin, _mm512_set1_epi32(h - 1)), pivots);
+        bin = _mm512_mask_add_epi32(bin, _mm512_cmple_epu32_mask(p, key), bin, _mm512_set1_epi32(h));
+      }
+      bin = _mm512_slli_epi32(bin, 4);
+      for (int h = 8; h; h >>= 1) {
+        const __m512i k = lookup256(keys, _mm512_add_epi32(bin, _mm512_set1_epi32(h - 1)));
+        bin = _mm512_mask_add_epi32(bin, _mm512_cmple_epu32_mask(k, key), bin, _mm512_set1_epi32(h));
+      }
+      const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+      const __mmask16 zero_or_nan = _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(1e-35f), _CMP_NGT_UQ);
+      const __m512i missing = _mm512_set1_epi32(kMissingBin);
+      _mm_store_si128(reinterpret_cast<__m128i*>(columns + 64 * size_t(bf.column[0]) + 16 * q),
+                      _mm512_cvtepi32_epi8(_mm512_mask_mov_epi32(bin, nan, missing)));
+      _mm_store_si128(reinterpret_cast<__m128i*>(columns + 64 * size_t(bf.column[1]) + 16 * q),
+                      _mm512_cvtepi32_epi8(_mm512_mask_mov_epi32(bin, zero_or_nan, missing)));
     }
   }
 }
@@ -303,7 +359,7 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
     const size_t m = std::min(kBlockRows, n - r0), groups = (m + 7) / 8;
     uint8_t* block = bins.data() + (-reinterpret_cast<uintptr_t>(bins.data()) & 63);
     if (m == kBlockRows) {
-      bin_rows(b, X + r0 * stride, m, stride, block, 1, kBlockRows);
+      bin_block(b, X + r0 * stride, stride, block);
       missing_rows(b, block, missing.data());
     } else {
       bin_rows(b, X + r0 * stride, m, stride, block, b.row_bytes, 1);
