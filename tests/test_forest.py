@@ -47,8 +47,12 @@ KINDS = {
     "binned f64": dict(categorical=False, zero_missing=False, max_depth=6, n_trees=60),
     "binned zero missing": dict(categorical=False, max_depth=6, n_trees=60),
     "binned multiclass": dict(categorical=False, n_outputs=3, transform="softmax", max_depth=6),
+    # Up to 8 levels and more than 64 leaves: the top 6 in tables, the bottom 2 by slot.
+    "binned deep f32": dict(categorical=False, zero_missing=False, accumulate="f32", max_depth=8, n_trees=40),
+    "binned deep zero missing": dict(categorical=False, max_depth=8, n_trees=40),
 }
-BINNED = {kind for kind in KINDS if kind.startswith("binned")}
+# Categorical splits, vector leaves or trees of more than 8 levels and 64 leaves: the general walk only.
+GENERAL_ONLY = {"categorical", "everything", "deep", "multiclass", "vector leaves", "sigmoid"}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -57,7 +61,7 @@ def test_every_level_and_batch_equals_the_reference(tmp_path, kind):
     forest = load(tmp_path, head)
     X = random_rows(1, max(BATCHES), head.n_features)
     want = reference_predict(head, X).reshape(len(X), -1)
-    assert forest._native.binned == (kind in BINNED)
+    assert forest._native.binned == (kind not in GENERAL_ONLY)
     for level in LEVELS:
         for n in BATCHES:
             got = forest._native.predict_level(level, X[:n], True)

@@ -36,7 +36,7 @@ BinnedForest bin_forest(const Forest& f) {
       thresholds[feature_of(at)].push_back(splits[at].key);
       kinds[feature_of(at)] |= uint8_t(1u << kind_of(at));
     }
-    if (leaves > 64) return {};
+    if (leaves > 64 && t.depth > kTopDepth + 2) return {};
   }
   BinnedForest b;
   // A feature with more distinct thresholds than a byte can rank (two heads
@@ -77,46 +77,105 @@ BinnedForest bin_forest(const Forest& f) {
   b.trees.resize(f.n_trees());
   b.info.resize(f.n_trees());
   std::vector<uint8_t> id;  // binned id of node root + q
+  std::vector<uint32_t> depth;
   for (size_t ti = 0; ti < f.n_trees(); ++ti) {
     const TreeInfo& t = f.trees()[ti];
     BinnedTree& bt = b.trees[ti];
     BinnedTreeInfo& info = b.info[ti];
     bt = BinnedTree{};
     info.chunk_mask_at = uint32_t(b.chunk_masks.size());
-    info.depth = uint8_t(std::min<uint32_t>(t.depth, 255));
     info.f32 = t.f32;
     info.output = uint32_t(t.output);
     const size_t first_mask = b.chunk_masks.size();
     b.chunk_masks.resize(first_mask + b.n_chunks - 1, 0);
-    // Splits that send missing values left first, then the others; leaves after.
+    const auto child = [&](uint32_t q, uint32_t side) { return node_left[t.root + q] + side - t.root; };
+    depth.assign(t.n_nodes, 0);
+    uint32_t leaves = 0;
+    for (uint32_t q = 0; q < t.n_nodes; ++q) {
+      if (is_leaf(t.root + q)) ++leaves;
+      else depth[child(q, 0)] = depth[child(q, 1)] = depth[q] + 1;
+    }
+    // The tables hold the splits above `cut`; nodes at depth `cut` and leaves
+    // above it are the tables' leaves (exits to the bottom in a deep tree).
+    const bool deep = leaves > 64;
+    const uint32_t cut = deep ? kTopDepth : UINT32_MAX;
+    const auto in_tables = [&](uint32_t q) { return !is_leaf(t.root + q) && depth[q] < cut; };
+    info.depth = uint8_t(std::min<uint32_t>(t.depth, deep ? kTopDepth : 255));
+    // Splits that send missing values left first, then the others; exits after.
     id.assign(t.n_nodes, 0);
-    uint8_t next_split = 0, leaves = 0;
+    uint8_t next_split = 0, exits = 0;
     for (int pass = 0; pass < 2; ++pass)
       for (uint32_t q = 0; q < t.n_nodes; ++q)
-        if (!is_leaf(t.root + q) && missing_left(t.root + q) == (pass == 0)) id[q] = next_split++;
+        if (in_tables(q) && missing_left(t.root + q) == (pass == 0)) id[q] = next_split++;
     for (uint32_t q = 0; q < t.n_nodes; ++q)
-      if (is_leaf(t.root + q)) id[q] = uint8_t(kBinnedLeaf + leaves++);
+      if (!in_tables(q) && depth[q] <= cut) id[q] = uint8_t(kBinnedLeaf + exits++);
     info.root = id[0];
     info.n_splits = next_split;
-    for (uint32_t q = 0; q < t.n_nodes; ++q) {
+    // A split's bin column and rank (binned.hpp).
+    const auto encode = [&](uint32_t q, uint32_t& column, uint8_t& rank) {
       const uint32_t at = t.root + q;
-      const uint8_t i = id[q];
-      if (is_leaf(at)) {
-        bt.left[i] = bt.right[i] = bt.child[2 * i] = bt.child[2 * i + 1] = i;
-        const double v = f.values()[t.value_base + q];
-        bt.values[i - kBinnedLeaf] = t.f32 ? double(float(v)) : v;
-        continue;
-      }
-      info.n_missing_left += missing_left(at);
       const std::vector<uint32_t>& keys = thresholds[feature_of(at)];
       const size_t position = size_t(std::lower_bound(keys.begin(), keys.end(), splits[at].key) - keys.begin());
-      const uint32_t column = b.features[first_of[feature_of(at)] + position / kKeysPerColumn].column[kind_of(at)];
+      column = b.features[first_of[feature_of(at)] + position / kKeysPerColumn].column[kind_of(at)];
+      rank = uint8_t(position % kKeysPerColumn);
+    };
+    const auto value = [&](uint32_t q) {
+      const double v = f.values()[t.value_base + q];
+      return t.f32 ? double(float(v)) : v;
+    };
+    for (uint32_t q = 0; q < t.n_nodes; ++q) {
+      if (depth[q] > cut) continue;
+      const uint8_t i = id[q];
+      if (!in_tables(q)) {
+        bt.left[i] = bt.right[i] = bt.child[2 * i] = bt.child[2 * i + 1] = i;
+        if (!deep) bt.values[i - kBinnedLeaf] = value(q);
+        continue;
+      }
+      info.n_missing_left += missing_left(t.root + q);
+      uint32_t column;
+      encode(q, column, bt.rank[i]);
       bt.column[i] = uint8_t(column & 127);
       bt.full_column[i] = uint16_t(column);
-      bt.rank[i] = uint8_t(position % kKeysPerColumn);
       if (column >= 128) b.chunk_masks[first_mask + column / 128 - 1] |= uint64_t{1} << i;
-      bt.left[i] = bt.child[2 * i] = id[node_left[at] - t.root];
-      bt.right[i] = bt.child[2 * i + 1] = id[node_left[at] + 1 - t.root];
+      bt.left[i] = bt.child[2 * i] = id[child(q, 0)];
+      bt.right[i] = bt.child[2 * i + 1] = id[child(q, 1)];
+    }
+    if (!deep) continue;
+    info.bottom = int32_t(b.bottoms.size());
+    BinnedBottom& bb = b.bottoms.emplace_back();
+    bb = BinnedBottom{};
+    BottomSlot slots[2][3][64];  // [sends missing left][group]
+    uint8_t counts[2][3] = {};
+    const auto slot = [&](uint32_t group, uint32_t s, uint32_t q) {
+      uint32_t column;
+      uint8_t rank;
+      encode(q, column, rank);
+      const bool left = missing_left(t.root + q);
+      slots[left][group][counts[left][group]++] = BottomSlot{uint16_t(column), rank, uint8_t(s)};
+    };
+    for (uint32_t q = 0; q < t.n_nodes; ++q) {
+      if (in_tables(q) || depth[q] > cut) continue;
+      const uint32_t j = id[q] - kBinnedLeaf;
+      if (is_leaf(t.root + q)) {
+        std::fill_n(bb.values + 4 * j, 4, value(q));
+        continue;
+      }
+      slot(0, j, q);
+      for (uint32_t b1 = 0; b1 < 2; ++b1) {
+        const uint32_t c = child(q, b1), s2 = 2 * j + b1;
+        if (is_leaf(t.root + c)) {
+          std::fill_n(bb.values + 2 * s2, 2, value(c));
+          continue;
+        }
+        slot(1 + s2 / 64, s2 % 64, c);
+        for (uint32_t b2 = 0; b2 < 2; ++b2) bb.values[2 * s2 + b2] = value(child(c, b2));
+      }
+    }
+    for (uint32_t group = 0; group < 3; ++group) {
+      bb.n_missing_left[group] = counts[1][group];
+      bb.n_slots[group] = uint8_t(counts[1][group] + counts[0][group]);
+      std::copy_n(slots[1][group], counts[1][group], bb.slots[group]);
+      std::copy_n(slots[0][group], counts[0][group], bb.slots[group] + counts[1][group]);
     }
   }
   b.usable = true;

@@ -16,9 +16,10 @@
 // A tree with at most 64 leaves then needs, per row, one 64-bit word of
 // split outcomes, computed for all its splits at once; the walk tests a bit
 // of that word per step and looks the next node up in the child tables, for
-// 8 rows per instruction. Forests this cannot express (categorical splits,
-// vector leaves, more than 64 leaves, over 65,000 bin columns) keep the
-// general walk (walk.hpp).
+// 8 rows per instruction; trees of 7 or 8 levels add three words for their
+// bottom two (BinnedBottom), in blocks of 64 rows. Forests this cannot express (categorical
+// splits, vector leaves, trees with more than 64 leaves and more than 8
+// levels, over 65,000 bin columns) keep the general walk (walk.hpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -42,14 +43,37 @@ struct alignas(64) BinnedTree {
   uint8_t child[256];        // [2 * node + went right]: left and right side by side, for scalar walks
 };
 
+// Trees with more than 64 leaves and at most 8 levels (XGBoost's depth 7
+// and 8) keep the table form for their top 6 levels, whose exits (the
+// nodes at depth 6, and leaves above it) walk two more levels here: exit
+// j's split is slot j of group 0, its child on side b1 slot 2j + b1 of
+// groups 1-2, and the leaf reached is values[4j + 2 b1 + b2]; paths that
+// end sooner go left on the slots they lack. Only full blocks of rows take
+// this form (binned_avx512.cpp); fewer rows of such a forest take the
+// general walk, which is faster on them.
+constexpr uint32_t kTopDepth = 6;
+struct BottomSlot {
+  uint16_t column;
+  uint8_t rank;
+  uint8_t slot;
+};
+struct alignas(64) BinnedBottom {
+  // Per group, the slots holding a split, those sending missing values
+  // left first; the rest always go left.
+  BottomSlot slots[3][64];
+  uint8_t n_missing_left[3], n_slots[3];
+  double values[256];
+};
+
 struct BinnedTreeInfo {
   uint32_t chunk_mask_at = 0;  // first of the tree's n_chunks - 1 masks in chunk_masks
   uint8_t root = 0;            // 0, or kBinnedLeaf for a tree that is one leaf
-  uint8_t depth = 0;           // longest path, in splits
+  uint8_t depth = 0;           // longest path in the tables, in splits (at most kTopDepth with a bottom)
   uint8_t n_splits = 0;
   uint8_t n_missing_left = 0;  // splits 0 .. n_missing_left - 1 send missing values left
   bool f32 = false;
   uint32_t output = 0;
+  int32_t bottom = -1;  // index into BinnedForest::bottoms, or -1
 };
 
 // A feature some split reads: its thresholds' keys, ascending, padded with
@@ -75,6 +99,7 @@ struct BinnedForest {
   std::vector<KeyBlock> key_blocks;
   std::vector<BinnedTree> trees;     // parallel to Forest::trees()
   std::vector<BinnedTreeInfo> info;
+  std::vector<BinnedBottom> bottoms;
   std::vector<uint64_t> chunk_masks; // per tree, for chunks 1..n_chunks-1: splits reading that chunk
 };
 

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
 #include <vector>
 
 #include "trees/binned.hpp"
@@ -71,20 +72,59 @@ inline __m512i lookup256(const __m512i* keys, __m512i idx) {
   return _mm512_mask_mov_epi32(pair[0], b7, pair[1]);
 }
 
+// 16 x 16 float transpose: r[i] lane j becomes r[j] lane i.
+inline void transpose16(__m512* r) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 16; i += 8)
+    for (int k = 0; k < 4; ++k) {
+      t[i + k] = _mm512_shuffle_f32x4(u[i + k], u[i + k + 4], 0x88);
+      t[i + k + 4] = _mm512_shuffle_f32x4(u[i + k], u[i + k + 4], 0xdd);
+    }
+  for (int k = 0; k < 8; ++k) {
+    r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+    r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
+  }
+}
+
+// A full block of rows, column-major: columns[j * 64 + r] = X[r][j], in
+// 16 x 16 tiles (a feature's values read down the rows one at a time cost
+// a load each and stalled on the rows' cache lines).
+void transpose_block(const float* X, size_t stride, size_t n_features, float* columns) {
+  for (size_t f0 = 0; f0 < n_features; f0 += 16) {
+    const size_t width = std::min<size_t>(16, n_features - f0);
+    const __mmask16 lanes = __mmask16((1u << width) - 1);
+    for (size_t r0 = 0; r0 < kBlockRows; r0 += 16) {
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_maskz_loadu_ps(lanes, X + (r0 + i) * stride + f0);
+      transpose16(r);
+      for (size_t j = 0; j < width; ++j) _mm512_store_ps(columns + (f0 + j) * kBlockRows + r0, r[j]);
+    }
+  }
+}
+
 // bin_rows for a full block into column-major bins (64 bytes per column),
 // 16 rows per instruction: the feature's 256 keys stay in registers, and
-// both searches (which block, where in it) permute them. The column's
-// values are copied out first, so the strided loads overlap instead of
-// stalling the searches (LightGBM 500 x 63, 300 features, batch 4096:
-// 5.9 -> 4.4 ns per row-tree against bin_rows; gathers measured slower).
-void bin_block(const BinnedForest& b, const float* X, size_t stride, uint8_t* columns) {
-  alignas(64) float x[kBlockRows];
+// both searches (which block, where in it) permute them; values holds the
+// block column-major (transpose_block). LightGBM 500 x 63 on 300 features,
+// batch 4096: 5.9 -> 4.4 ns per row-tree against bin_rows; gathers, and a
+// scalar search within the block per lane, measured slower.
+void bin_block(const BinnedForest& b, const float* values, uint8_t* columns) {
   for (const BinFeature& bf : b.features) {
+    const float* x = values + size_t(bf.feature) * kBlockRows;
     const KeyBlock* blocks = b.key_blocks.data() + bf.blocks_at;
     const __m512i pivots = _mm512_load_si512(blocks[0].key);
     __m512i keys[16];
     for (int i = 0; i < 16; ++i) keys[i] = _mm512_load_si512(blocks[1 + i].key);
-    for (size_t r = 0; r < kBlockRows; ++r) x[r] = X[r * stride + bf.feature];
     for (size_t q = 0; q < kBlockRows / 16; ++q) {
       const __m512 v = _mm512_load_ps(x + 16 * q);
       // float_key (keys.hpp), 16 at a time.
@@ -122,6 +162,20 @@ void missing_rows(const BinnedForest& b, const uint8_t* columns, uint64_t* missi
 inline uint64_t missing_left_splits(const BinnedTreeInfo& info) {
   return info.n_missing_left >= 64 ? ~uint64_t{0} : (uint64_t{1} << info.n_missing_left) - 1;
 }
+
+template <class T>
+struct Aligned64 {  // std::allocator with 64-byte alignment, for aligned vector loads
+  using value_type = T;
+  Aligned64() = default;
+  template <class U>
+  Aligned64(const Aligned64<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
+  template <class U>
+  bool operator==(const Aligned64<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const Aligned64<U>&) const { return false; }
+};
 
 struct TreeRegisters {
   __m512i column, rank, left0, left1, right0, right1;
@@ -232,6 +286,39 @@ inline void outcomes_by_split(const BinnedTree& tree, const BinnedTreeInfo& info
   transpose_bits(right, w);
 }
 
+// A deep tree's bottom slots (binned.hpp): the outcome words of group g
+// (0: level 1, 1-2: level 2) for a full block, w[g][0 .. 8).
+inline void bottom_by_split(const BinnedBottom& bb, const uint8_t* columns, const uint64_t* missing,
+                            __m512i (*w)[8]) {
+  alignas(64) uint64_t right[64];
+  for (int g = 0; g < 3; ++g) {
+    for (int i = 0; i < 8; ++i) _mm512_store_si512(right + 8 * i, _mm512_setzero_si512());
+    const auto compare = [&](const BottomSlot& s) {
+      return _mm512_cmplt_epu8_mask(_mm512_set1_epi8(char(s.rank)), _mm512_load_si512(columns + 64 * size_t(s.column)));
+    };
+    uint32_t k = 0;
+    for (; k < bb.n_missing_left[g]; ++k) {
+      const BottomSlot& s = bb.slots[g][k];
+      right[s.slot] = compare(s) & ~missing[s.column];
+    }
+    for (; k < bb.n_slots[g]; ++k) right[bb.slots[g][k].slot] = compare(bb.slots[g][k]);
+    transpose_bits(right, w[g]);
+  }
+}
+
+// Leaf values of 8 lanes at exits (byte 0: kBinnedLeaf + j) of a deep tree:
+// two more levels from the bottom's outcome words w1, w2a, w2b.
+inline __m512d bottom_values(const BinnedBottom& bb, __m512i exit, __m512i w1, __m512i w2a, __m512i w2b) {
+  const __m512i j = _mm512_and_si512(exit, _mm512_set1_epi8(63));
+  const __m512i one = _mm512_set1_epi8(1);
+  const __m512i twice = _mm512_add_epi8(j, j);
+  const __m512i s2 = _mm512_mask_add_epi8(twice, _mm512_bitshuffle_epi64_mask(w1, j), twice, one);  // 0..127
+  const __mmask64 high = _mm512_test_epi8_mask(s2, _mm512_set1_epi8(64));
+  const __mmask64 b2 = (_mm512_bitshuffle_epi64_mask(w2a, s2) & ~high) | (_mm512_bitshuffle_epi64_mask(w2b, s2) & high);
+  const __m512i leaf = _mm512_mask_add_epi8(_mm512_add_epi8(s2, s2), b2, _mm512_add_epi8(s2, s2), one);
+  return _mm512_i64gather_pd(_mm512_and_si512(leaf, _mm512_set1_epi64(255)), bb.values, 8);
+}
+
 // One tree over G groups of 8 rows: the groups walk side by side (one alone
 // would wait on each step's permute latency), then add their leaf values to
 // acc, the tree's output column of the block.
@@ -255,9 +342,14 @@ inline void walk_tree(const BinnedForest& b, size_t ti, const uint8_t* bins, con
                                      _mm512_permutex2var_epi8(t.right0, node[g], t.right1));
     }
   }
+  __m512i bottom[3][8];
+  if constexpr (!ByRow)  // deep forests walk by row only through the general walk
+    if (info.bottom >= 0) bottom_by_split(b.bottoms[size_t(info.bottom)], bins, missing, bottom);
 #pragma GCC unroll 8
   for (int g = 0; g < G; ++g) {
-    const __m512d v = leaf_values(t, node[g]);
+    const __m512d v = !ByRow && info.bottom >= 0 ? bottom_values(b.bottoms[size_t(info.bottom)], node[g], bottom[0][g],
+                                                       bottom[1][g], bottom[2][g])
+                                       : leaf_values(t, node[g]);
     double* a = acc + 8 * g;
     if (info.f32)  // XGBoost's float sum: float(acc) + float(leaf), widened back
       _mm512_storeu_pd(a, _mm512_cvtps_pd(_mm256_add_ps(_mm512_cvtpd_ps(_mm512_loadu_pd(a)), _mm512_cvtpd_ps(v))));
@@ -352,6 +444,8 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
   thread_local std::vector<uint8_t> bins;
   thread_local std::vector<double> columns;  // n_out x kBlockRows
   thread_local std::vector<uint64_t> missing;  // per bin column of a full block
+  thread_local std::vector<float, Aligned64<float>> values;  // a full block, column-major
+  values.resize(size_t(f.n_features()) * kBlockRows);
   bins.resize(kBlockRows * b.row_bytes + 64);  // + 64: room to align
   columns.resize(n_out * kBlockRows);
   missing.resize(b.n_columns + 1);
@@ -359,8 +453,13 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
     const size_t m = std::min(kBlockRows, n - r0), groups = (m + 7) / 8;
     uint8_t* block = bins.data() + (-reinterpret_cast<uintptr_t>(bins.data()) & 63);
     if (m == kBlockRows) {
-      bin_block(b, X + r0 * stride, stride, block);
+      transpose_block(X + r0 * stride, stride, f.n_features(), values.data());
+      bin_block(b, values.data(), block);
       missing_rows(b, block, missing.data());
+    } else if (!b.bottoms.empty()) {
+      // Fewer rows than a block, of a forest with deep trees: the general walk is faster.
+      accumulate(f, X + r0 * stride, m, stride, acc + r0 * n_out, tb, te);
+      continue;
     } else {
       bin_rows(b, X + r0 * stride, m, stride, block, b.row_bytes, 1);
     }
