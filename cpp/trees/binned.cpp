@@ -66,6 +66,10 @@ BinnedForest bin_forest(const Forest& f) {
         b.key_blocks.emplace_back();
         std::copy_n(run.begin() + int64_t(16 * i), 16, b.key_blocks.back().key);
       }
+      for (size_t k = 0; k < 16; ++k) {
+        b.key_blocks.emplace_back();
+        for (size_t i = 0; i < 16; ++i) b.key_blocks.back().key[i] = run[16 * i + k];
+      }
     }
   }
   if (b.n_columns >= 65535) return {};

@@ -86,7 +86,9 @@ struct alignas(64) KeyBlock {
 };
 struct BinFeature {
   uint32_t feature;
-  uint32_t blocks_at;  // pivots at key_blocks[blocks_at], block i at blocks_at + 1 + i
+  // Pivots at key_blocks[blocks_at], block i at blocks_at + 1 + i, and the
+  // k-th key of every block at blocks_at + 17 + k.
+  uint32_t blocks_at;
   uint32_t column[2];
 };
 
