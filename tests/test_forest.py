@@ -107,9 +107,13 @@ def test_heads_share_a_pass_and_features_are_matched_by_name(tmp_path):
     np.testing.assert_array_equal(got[:, 1], reference_predict(order, X[:, order_columns]))
 
 
-def test_threads_and_concurrent_callers_agree(tmp_path):
-    head = random_head(seed=6, n_trees=60)
+@pytest.mark.parametrize("walk", ["general", "binned"])
+def test_threads_and_concurrent_callers_agree(tmp_path, walk):
+    # Each walk keeps per-thread buffers; both must be safe to share.
+    options = {} if walk == "general" else dict(KINDS["binned deep zero missing"], n_trees=60)
+    head = random_head(seed=6, **({"n_trees": 60} | options))
     forest = load(tmp_path, head)
+    assert forest._native.binned == (walk == "binned")  # the form; whether it runs depends on the CPU
     X = random_rows(4, 5000, head.n_features)
     want = forest.predict(X)
     np.testing.assert_array_equal(forest.predict(X, threads=2), want)
