@@ -1,0 +1,140 @@
+// Rows to bins for the binned walk (binned.hpp): for one AVX-512 VBMI
+// translation unit (binned_avx512.cpp), like walk.hpp for the general walk.
+#pragma once
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "trees/binned.hpp"
+#include "trees/keys.hpp"
+
+namespace engine::trees {
+namespace {  // internal linkage: the one translation unit keeps its own copy
+
+constexpr size_t kBlockRows = 64;  // rows binned, then walked by every tree
+
+// The number of a feature's thresholds at or below `key` (a number's key,
+// so below the padding): how many blocks end at or below it, then how many
+// keys of the next block are.
+inline uint32_t bin_of(const KeyBlock* blocks, uint32_t key) {
+  const __m512i k = _mm512_set1_epi32(int(key));
+  const uint32_t block = uint32_t(__builtin_popcount(
+      _mm512_cmple_epu32_mask(_mm512_load_si512(blocks[0].key), k)));
+  const uint32_t within = uint32_t(__builtin_popcount(
+      _mm512_cmple_epu32_mask(_mm512_load_si512(blocks[1 + block].key), k)));
+  return 16 * block + within;
+}
+
+// Rows [0, n) of X into bins, one byte per bin column: the feature's bin,
+// or kMissingBin. Row r's column c goes to bins[r * row_step + c * column_step].
+// Feature by feature, so that its 17 key blocks stay in L1 for every row.
+// Partial blocks and small batches; full blocks take bin_block.
+void bin_rows(const BinnedForest& b, const float* X, size_t n, size_t stride, uint8_t* bins, size_t row_step,
+              size_t column_step) {
+  for (const BinFeature& bf : b.features) {
+    const KeyBlock* blocks = b.key_blocks.data() + bf.blocks_at;
+    uint8_t* nan_missing = bins + bf.column[0] * column_step;
+    uint8_t* zero_missing = bins + bf.column[1] * column_step;
+    for (size_t r = 0; r < n; ++r) {
+      const float v = X[r * stride + bf.feature];
+      const uint8_t bin = uint8_t(bin_of(blocks, float_key(v)));
+      nan_missing[r * row_step] = v != v ? kMissingBin : bin;
+      zero_missing[r * row_step] = std::fabs(v) > 1e-35f ? bin : kMissingBin;
+    }
+  }
+}
+
+// 16 x 16 float transpose: r[i] lane j becomes r[j] lane i.
+inline void transpose16(__m512* r) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 16; i += 8)
+    for (int k = 0; k < 4; ++k) {
+      t[i + k] = _mm512_shuffle_f32x4(u[i + k], u[i + k + 4], 0x88);
+      t[i + k + 4] = _mm512_shuffle_f32x4(u[i + k], u[i + k + 4], 0xdd);
+    }
+  for (int k = 0; k < 8; ++k) {
+    r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+    r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
+  }
+}
+
+// A full block of rows, column-major: columns[j * 64 + r] = X[r][j], in
+// 16 x 16 tiles (a feature's values read down the rows one at a time cost
+// a load each and stalled on the rows' cache lines).
+void transpose_block(const float* X, size_t stride, size_t n_features, float* columns) {
+  for (size_t f0 = 0; f0 < n_features; f0 += 16) {
+    const size_t width = std::min<size_t>(16, n_features - f0);
+    const __mmask16 lanes = __mmask16((1u << width) - 1);
+    for (size_t r0 = 0; r0 < kBlockRows; r0 += 16) {
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_maskz_loadu_ps(lanes, X + (r0 + i) * stride + f0);
+      transpose16(r);
+      for (size_t j = 0; j < width; ++j) _mm512_store_ps(columns + (f0 + j) * kBlockRows + r0, r[j]);
+    }
+  }
+}
+
+// bin_rows for a full block into column-major bins (64 bytes per column),
+// 16 rows per instruction, with the feature's 256 keys in registers: a
+// binary search of the pivots picks each lane's block, then one permute
+// per key position fetches every lane's k-th block key to count those at
+// or below. values holds the block column-major (transpose_block).
+// Gathers, a binary search within the block (eight two-table permutes per
+// step), and a scalar search per lane all measured slower.
+void bin_block(const BinnedForest& b, const float* values, uint8_t* columns) {
+  for (const BinFeature& bf : b.features) {
+    const float* x = values + size_t(bf.feature) * kBlockRows;
+    const KeyBlock* blocks = b.key_blocks.data() + bf.blocks_at;
+    const __m512i pivots = _mm512_load_si512(blocks[0].key);
+    __m512i keys[16];  // keys[k]: the k-th key of every block
+    for (int k = 0; k < 16; ++k) keys[k] = _mm512_load_si512(blocks[17 + k].key);
+    for (size_t q = 0; q < kBlockRows / 16; ++q) {
+      const __m512 v = _mm512_load_ps(x + 16 * q);
+      // float_key (keys.hpp), 16 at a time.
+      const __m512i bits = _mm512_castps_si512(_mm512_add_ps(v, _mm512_setzero_ps()));
+      const __m512i key = _mm512_xor_si512(
+          _mm512_xor_si512(bits, _mm512_and_si512(_mm512_srai_epi32(bits, 31), _mm512_set1_epi32(0x7fffffff))),
+          _mm512_set1_epi32(int(0x80000000u)));
+      __m512i bin = _mm512_setzero_si512();
+      for (int h = 8; h; h >>= 1) {
+        const __m512i p = _mm512_permutexvar_epi32(_mm512_add_epi32(bin, _mm512_set1_epi32(h - 1)), pivots);
+        bin = _mm512_mask_add_epi32(bin, _mm512_cmple_epu32_mask(p, key), bin, _mm512_set1_epi32(h));
+      }
+      // Where in its block: how many of the block's 16 keys are at or below.
+      __m512i within = _mm512_setzero_si512();
+      for (int k = 0; k < 16; ++k)
+        within = _mm512_mask_add_epi32(within, _mm512_cmple_epu32_mask(_mm512_permutexvar_epi32(bin, keys[k]), key),
+                                       within, _mm512_set1_epi32(1));
+      bin = _mm512_add_epi32(_mm512_slli_epi32(bin, 4), within);
+      const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+      const __mmask16 zero_or_nan = _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(1e-35f), _CMP_NGT_UQ);
+      const __m512i missing = _mm512_set1_epi32(kMissingBin);
+      _mm_store_si128(reinterpret_cast<__m128i*>(columns + 64 * size_t(bf.column[0]) + 16 * q),
+                      _mm512_cvtepi32_epi8(_mm512_mask_mov_epi32(bin, nan, missing)));
+      _mm_store_si128(reinterpret_cast<__m128i*>(columns + 64 * size_t(bf.column[1]) + 16 * q),
+                      _mm512_cvtepi32_epi8(_mm512_mask_mov_epi32(bin, zero_or_nan, missing)));
+    }
+  }
+}
+
+// Per column of a column-major block, the rows whose value is missing.
+void missing_rows(const BinnedForest& b, const uint8_t* columns, uint64_t* missing) {
+  for (uint32_t c = 0; c < b.n_columns; ++c)
+    missing[c] = _mm512_cmpeq_epi8_mask(_mm512_load_si512(columns + 64 * size_t(c)), _mm512_set1_epi8(char(kMissingBin)));
+}
+
+}  // namespace
+}  // namespace engine::trees

@@ -1,0 +1,164 @@
+// Split outcomes for the binned walk (binned.hpp): per row and tree, one
+// 64-bit word with bit i set iff split i sends the row right, from
+// row-major bins (a byte permute per row) or a column-major block (a
+// compare per split, then a bit transpose); and leaf values from the walk's
+// end nodes. For one AVX-512 VBMI translation unit (binned_avx512.cpp).
+#pragma once
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "trees/binned.hpp"
+
+namespace engine::trees {
+namespace {  // internal linkage: the one translation unit keeps its own copy
+
+inline uint64_t missing_left_splits(const BinnedTreeInfo& info) {
+  return info.n_missing_left >= 64 ? ~uint64_t{0} : (uint64_t{1} << info.n_missing_left) - 1;
+}
+
+struct TreeRegisters {
+  __m512i column, rank, left0, left1, right0, right1;
+  __m512d values[8];
+};
+
+inline TreeRegisters load_tree(const BinnedTree& t) {
+  TreeRegisters r;
+  r.column = _mm512_load_si512(t.column);
+  r.rank = _mm512_load_si512(t.rank);
+  r.left0 = _mm512_load_si512(t.left);
+  r.left1 = _mm512_load_si512(t.left + 64);
+  r.right0 = _mm512_load_si512(t.right);
+  r.right1 = _mm512_load_si512(t.right + 64);
+  for (int i = 0; i < 8; ++i) r.values[i] = _mm512_load_pd(t.values + 8 * i);
+  return r;
+}
+
+// The split outcomes of one row: bit i set iff split i sends the row right.
+inline uint64_t outcomes(const TreeRegisters& t, const uint8_t* row, const uint64_t* chunk_masks,
+                         uint32_t n_chunks, uint64_t missing_left) {
+  __m512i bins = _mm512_permutex2var_epi8(_mm512_loadu_si512(row), t.column, _mm512_loadu_si512(row + 64));
+  for (uint32_t c = 1; c < n_chunks; ++c) {
+    const uint8_t* chunk = row + 128 * c;
+    bins = _mm512_mask_mov_epi8(
+        bins, chunk_masks[c - 1],
+        _mm512_permutex2var_epi8(_mm512_loadu_si512(chunk), t.column, _mm512_loadu_si512(chunk + 64)));
+  }
+  const __mmask64 missing_goes_left = _mm512_mask_cmpeq_epi8_mask(missing_left, bins, _mm512_set1_epi8(char(kMissingBin)));
+  return _mm512_mask_cmpgt_epu8_mask(~missing_goes_left, bins, t.rank);
+}
+
+// Leaf values of 8 lanes; byte 0 of each lane holds kBinnedLeaf + j.
+inline __m512d leaf_values(const TreeRegisters& t, __m512i node) {
+  const __m512i j = _mm512_and_si512(node, _mm512_set1_epi64(63));
+  const __mmask8 b4 = _mm512_test_epi64_mask(j, _mm512_set1_epi64(16));
+  const __mmask8 b5 = _mm512_test_epi64_mask(j, _mm512_set1_epi64(32));
+  const __m512d v0 = _mm512_permutex2var_pd(t.values[0], j, t.values[1]);
+  const __m512d v1 = _mm512_permutex2var_pd(t.values[2], j, t.values[3]);
+  const __m512d v2 = _mm512_permutex2var_pd(t.values[4], j, t.values[5]);
+  const __m512d v3 = _mm512_permutex2var_pd(t.values[6], j, t.values[7]);
+  return _mm512_mask_mov_pd(_mm512_mask_mov_pd(v0, b4, v1), b5, _mm512_mask_mov_pd(v2, b4, v3));
+}
+
+// 8 x 8 transpose of the bytes of each 64-bit lane, and the same with each
+// lane's bytes reversed on the way (for transpose_bits).
+inline __m512i transpose_bytes(__m512i x, bool reverse) {
+  alignas(64) static const auto index = [] {
+    struct { uint8_t plain[64], reversed[64]; } t;
+    for (int lane = 0; lane < 8; ++lane)
+      for (int i = 0; i < 8; ++i) {
+        t.plain[8 * lane + i] = uint8_t(8 * i + lane);
+        t.reversed[8 * lane + 7 - i] = uint8_t(8 * i + lane);
+      }
+    return t;
+  }();
+  return _mm512_permutexvar_epi8(_mm512_load_si512(reverse ? index.reversed : index.plain), x);
+}
+
+// The 64 x 64 bit transpose: in[i] bit r (split i, row r) becomes out lane r
+// of register r / 8, bit i: bytes transposed within 8 x 8 blocks, bits within
+// each byte block (GF2P8AFFINEQB with the identity as data), then the blocks.
+inline void transpose_bits(const uint64_t* in, __m512i* out) {
+  const __m512i identity = _mm512_set1_epi64(0x8040201008040201);
+  __m512i v[8];
+  for (int a = 0; a < 8; ++a)  // v[a] lane b byte j: rows 8b + j, splits 8a .. 8a + 7
+    v[a] = _mm512_gf2p8affine_epi64_epi8(identity, transpose_bytes(_mm512_load_si512(in + 8 * a), true), 0);
+  // 8 x 8 transpose of the 64-bit lanes across the registers: t[b] lane a = v[a] lane b.
+  __m512i s[8], t[8];
+  for (int a = 0; a < 8; a += 2) {
+    s[a] = _mm512_unpacklo_epi64(v[a], v[a + 1]);
+    s[a + 1] = _mm512_unpackhi_epi64(v[a], v[a + 1]);
+  }
+  for (int a = 0; a < 8; a += 4)
+    for (int k = 0; k < 2; ++k) {
+      t[a + k] = _mm512_shuffle_i64x2(s[a + k], s[a + k + 2], 0x88);
+      t[a + k + 2] = _mm512_shuffle_i64x2(s[a + k], s[a + k + 2], 0xdd);
+    }
+  for (int k = 0; k < 4; ++k) {
+    s[k] = _mm512_shuffle_i64x2(t[k], t[k + 4], 0x88);
+    s[k + 4] = _mm512_shuffle_i64x2(t[k], t[k + 4], 0xdd);
+  }
+  for (int b = 0; b < 8; ++b) out[b] = transpose_bytes(s[b], false);
+}
+
+// Split outcomes of rows [0, 8G) from row-major bins (one gather per row).
+template <int G>
+inline void outcomes_by_row(const BinnedForest& b, const TreeRegisters& t, const uint64_t* masks,
+                            uint64_t missing_left, const uint8_t* bins, __m512i* w) {
+  alignas(64) uint64_t words[8 * G];
+  for (int r = 0; r < 8 * G; ++r) words[r] = outcomes(t, bins + r * b.row_bytes, masks, b.n_chunks, missing_left);
+  for (int g = 0; g < G; ++g) w[g] = _mm512_load_si512(words + 8 * g);
+}
+
+// Split outcomes of 64 rows from column-major bins (64 bytes per column):
+// one compare per split, then the transpose.
+inline void outcomes_by_split(const BinnedTree& tree, const BinnedTreeInfo& info, const uint8_t* columns,
+                              const uint64_t* missing, __m512i* w) {
+  alignas(64) uint64_t right[64];
+  const auto compare = [&](uint32_t i) {
+    return _mm512_cmplt_epu8_mask(_mm512_set1_epi8(char(tree.rank[i])),
+                                  _mm512_load_si512(columns + 64 * size_t(tree.full_column[i])));
+  };
+  uint32_t i = 0;
+  for (; i < info.n_missing_left; ++i) right[i] = compare(i) & ~missing[tree.full_column[i]];
+  for (; i < info.n_splits; ++i) right[i] = compare(i);
+  for (; i < 64; ++i) right[i] = 0;
+  transpose_bits(right, w);
+}
+
+// A deep tree's bottom slots (binned.hpp): the outcome words of group g
+// (0: level 1, 1-2: level 2) for a full block, w[g][0 .. 8).
+inline void bottom_by_split(const BinnedBottom& bb, const uint8_t* columns, const uint64_t* missing,
+                            __m512i (*w)[8]) {
+  alignas(64) uint64_t right[64];
+  for (int g = 0; g < 3; ++g) {
+    for (int i = 0; i < 8; ++i) _mm512_store_si512(right + 8 * i, _mm512_setzero_si512());
+    const auto compare = [&](const BottomSlot& s) {
+      return _mm512_cmplt_epu8_mask(_mm512_set1_epi8(char(s.rank)), _mm512_load_si512(columns + 64 * size_t(s.column)));
+    };
+    uint32_t k = 0;
+    for (; k < bb.n_missing_left[g]; ++k) {
+      const BottomSlot& s = bb.slots[g][k];
+      right[s.slot] = compare(s) & ~missing[s.column];
+    }
+    for (; k < bb.n_slots[g]; ++k) right[bb.slots[g][k].slot] = compare(bb.slots[g][k]);
+    transpose_bits(right, w[g]);
+  }
+}
+
+// Leaf values of 8 lanes at exits (byte 0: kBinnedLeaf + j) of a deep tree:
+// two more levels from the bottom's outcome words w1, w2a, w2b.
+inline __m512d bottom_values(const BinnedBottom& bb, __m512i exit, __m512i w1, __m512i w2a, __m512i w2b) {
+  const __m512i j = _mm512_and_si512(exit, _mm512_set1_epi8(63));
+  const __m512i one = _mm512_set1_epi8(1);
+  const __m512i twice = _mm512_add_epi8(j, j);
+  const __m512i s2 = _mm512_mask_add_epi8(twice, _mm512_bitshuffle_epi64_mask(w1, j), twice, one);  // 0..127
+  const __mmask64 high = _mm512_test_epi8_mask(s2, _mm512_set1_epi8(64));
+  const __mmask64 b2 = (_mm512_bitshuffle_epi64_mask(w2a, s2) & ~high) | (_mm512_bitshuffle_epi64_mask(w2b, s2) & high);
+  const __m512i leaf = _mm512_mask_add_epi8(_mm512_add_epi8(s2, s2), b2, _mm512_add_epi8(s2, s2), one);
+  return _mm512_i64gather_pd(_mm512_and_si512(leaf, _mm512_set1_epi64(255)), bb.values, 8);
+}
+
+}  // namespace
+}  // namespace engine::trees
