@@ -137,9 +137,9 @@ void walk_rows(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins,
   }
 }
 
-// The next block's rows, fetched into L2 a few cache lines per tree while
-// this block walks: a large batch streams from memory otherwise, and
-// binning would wait on every row (LightGBM 300 features: 15 % of the time).
+// The rows after a visit's blocks, fetched into L2 a few cache lines per
+// tree while those blocks walk: a large batch streams from memory
+// otherwise, and binning would wait on every row.
 struct Prefetch {
   const char* rows = nullptr;
   size_t row_bytes = 0, stride_bytes = 0, n_rows = 0, next = 0, per_tree = 0;
@@ -150,12 +150,59 @@ struct Prefetch {
   }
 };
 
-template <int G, bool ByRow = true>
-void walk_trees(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins, const uint64_t* missing,
-                double* columns, Prefetch prefetch = {}) {
+// A partial block (row-major bins) of 8G rows or fewer, every tree.
+template <int G>
+void walk_trees(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins, double* columns) {
+  for (size_t ti = tb; ti < te; ++ti)
+    walk_tree<G, true>(b, ti, bins, nullptr, columns + b.info[ti].output * kBlockRows);
+}
+
+// Full blocks of rows walked together, each tree over all of them before
+// the next, so that a tree's tables are fetched once per kBlocksPerVisit
+// blocks (a 1,000-tree depth-8 forest holds 4.7 MB of them). In-process A/B,
+// ns per row-tree at batch 4096, 1 -> 4 blocks: XGBoost depth 8, 1,000 trees
+// 5.47 -> 5.16, 500 trees 6.27 -> 5.90; LightGBM unchanged (+-1 %).
+constexpr size_t kBlocksPerVisit = 4;
+
+struct BlockBuffers {  // per thread, reused across calls
+  std::vector<float, Aligned64<float>> values;  // one block, column-major
+  std::vector<uint8_t, Aligned64<uint8_t>> bins;  // kBlocksPerVisit blocks of bins
+  std::vector<uint64_t> missing;                 // per block, per bin column
+  std::vector<double> columns;                   // per block, n_out x kBlockRows sums
+};
+
+// Rows [0, blocks * kBlockRows) of X, in full blocks.
+void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blocks, size_t rows_after,
+                      double* acc, size_t tb, size_t te, BlockBuffers& buf) {
+  const BinnedForest& b = f.binned();
+  const size_t n_out = f.n_outputs(), block_bytes = kBlockRows * b.row_bytes, n_missing = b.n_columns + 1;
+  for (size_t k = 0; k < blocks; ++k) {
+    const float* rows = X + k * kBlockRows * stride;
+    transpose_block(rows, stride, f.n_features(), buf.values.data());
+    bin_block(b, buf.values.data(), buf.bins.data() + k * block_bytes);
+    missing_rows(b, buf.bins.data() + k * block_bytes, buf.missing.data() + k * n_missing);
+    double* columns = buf.columns.data() + k * n_out * kBlockRows;
+    for (size_t o = 0; o < n_out; ++o)
+      for (size_t r = 0; r < kBlockRows; ++r) columns[o * kBlockRows + r] = acc[(k * kBlockRows + r) * n_out + o];
+  }
+  Prefetch next;  // the rows after these
+  if (te > tb && rows_after) {
+    next.rows = reinterpret_cast<const char*>(X + blocks * kBlockRows * stride);
+    next.row_bytes = f.n_features() * sizeof(float);
+    next.stride_bytes = stride * sizeof(float);
+    next.n_rows = std::min(blocks * kBlockRows, rows_after);
+    next.per_tree = (next.n_rows * ((next.row_bytes + 63) / 64) + te - tb - 1) / (te - tb);
+  }
   for (size_t ti = tb; ti < te; ++ti) {
-    prefetch.step();
-    walk_tree<G, ByRow>(b, ti, bins, missing, columns + b.info[ti].output * kBlockRows);
+    next.step();
+    for (size_t k = 0; k < blocks; ++k)
+      walk_tree<8, false>(b, ti, buf.bins.data() + k * block_bytes, buf.missing.data() + k * n_missing,
+                          buf.columns.data() + (k * n_out + b.info[ti].output) * kBlockRows);
+  }
+  for (size_t k = 0; k < blocks; ++k) {
+    const double* columns = buf.columns.data() + k * n_out * kBlockRows;
+    for (size_t o = 0; o < n_out; ++o)
+      for (size_t r = 0; r < kBlockRows; ++r) acc[(k * kBlockRows + r) * n_out + o] = columns[o * kBlockRows + r];
   }
 }
 
@@ -164,58 +211,37 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
   const BinnedForest& b = f.binned();
   if (!b.usable) return accumulate(f, X, n, stride, acc, tb, te);
   const size_t n_out = f.n_outputs();
-  thread_local std::vector<uint8_t> bins;
-  thread_local std::vector<double> columns;  // n_out x kBlockRows
-  thread_local std::vector<uint64_t> missing;  // per bin column of a full block
-  thread_local std::vector<float, Aligned64<float>> values;  // a full block, column-major
-  values.resize(size_t(f.n_features()) * kBlockRows);
-  bins.resize(kBlockRows * b.row_bytes + 64);  // + 64: room to align
-  columns.resize(n_out * kBlockRows);
-  missing.resize(b.n_columns + 1);
-  for (size_t r0 = 0; r0 < n; r0 += kBlockRows) {
-    const size_t m = std::min(kBlockRows, n - r0), groups = (m + 7) / 8;
-    uint8_t* block = bins.data() + (-reinterpret_cast<uintptr_t>(bins.data()) & 63);
-    if (m == kBlockRows) {
-      transpose_block(X + r0 * stride, stride, f.n_features(), values.data());
-      bin_block(b, values.data(), block);
-      missing_rows(b, block, missing.data());
-    } else if (!b.bottoms.empty()) {
-      // Fewer rows than a block, of a forest with deep trees: the general walk is faster.
-      accumulate(f, X + r0 * stride, m, stride, acc + r0 * n_out, tb, te);
-      continue;
-    } else {
-      bin_rows(b, X + r0 * stride, m, stride, block, b.row_bytes, 1);
-    }
-    if (m < 8) {
-      walk_rows(b, tb, te, block, m, acc + r0 * n_out, n_out);
-      continue;
-    }
-    for (size_t o = 0; o < n_out; ++o)
-      for (size_t r = 0; r < m; ++r) columns[o * kBlockRows + r] = acc[(r0 + r) * n_out + o];
-    switch (m == kBlockRows ? 0 : groups) {
-      case 1: walk_trees<1>(b, tb, te, block, nullptr, columns.data()); break;
-      case 2: walk_trees<2>(b, tb, te, block, nullptr, columns.data()); break;
-      case 3: walk_trees<3>(b, tb, te, block, nullptr, columns.data()); break;
-      case 4: walk_trees<4>(b, tb, te, block, nullptr, columns.data()); break;
-      case 5: walk_trees<5>(b, tb, te, block, nullptr, columns.data()); break;
-      case 6: walk_trees<6>(b, tb, te, block, nullptr, columns.data()); break;
-      case 7: walk_trees<7>(b, tb, te, block, nullptr, columns.data()); break;
-      case 8: walk_trees<8>(b, tb, te, block, nullptr, columns.data()); break;
-      default: {  // a full block: column-major bins
-        Prefetch next;
-        if (te > tb && r0 + kBlockRows < n) {
-          next.rows = reinterpret_cast<const char*>(X + (r0 + kBlockRows) * stride);
-          next.row_bytes = f.n_features() * sizeof(float);
-          next.stride_bytes = stride * sizeof(float);
-          next.n_rows = std::min(kBlockRows, n - r0 - kBlockRows);
-          next.per_tree = (next.n_rows * ((next.row_bytes + 63) / 64) + te - tb - 1) / (te - tb);
-        }
-        walk_trees<8, false>(b, tb, te, block, missing.data(), columns.data(), next);
-      }
-    }
-    for (size_t o = 0; o < n_out; ++o)
-      for (size_t r = 0; r < m; ++r) acc[(r0 + r) * n_out + o] = columns[o * kBlockRows + r];
+  thread_local BlockBuffers buf;
+  buf.values.resize(size_t(f.n_features()) * kBlockRows);
+  buf.bins.resize(kBlocksPerVisit * kBlockRows * b.row_bytes);
+  buf.missing.resize(kBlocksPerVisit * (b.n_columns + 1));
+  buf.columns.resize(kBlocksPerVisit * n_out * kBlockRows);
+  size_t r0 = 0;
+  for (size_t blocks; (blocks = std::min(kBlocksPerVisit, (n - r0) / kBlockRows)) > 0; r0 += blocks * kBlockRows) {
+    const size_t rows = blocks * kBlockRows;
+    walk_full_blocks(f, X + r0 * stride, stride, blocks, n - r0 - rows, acc + r0 * n_out, tb, te, buf);
   }
+  const size_t m = n - r0;  // fewer rows than a block
+  if (m == 0) return;
+  if (!b.bottoms.empty()) return accumulate(f, X + r0 * stride, m, stride, acc + r0 * n_out, tb, te);  // faster there
+  uint8_t* block = buf.bins.data();
+  bin_rows(b, X + r0 * stride, m, stride, block, b.row_bytes, 1);
+  if (m < 8) return walk_rows(b, tb, te, block, m, acc + r0 * n_out, n_out);
+  double* columns = buf.columns.data();
+  for (size_t o = 0; o < n_out; ++o)
+    for (size_t r = 0; r < m; ++r) columns[o * kBlockRows + r] = acc[(r0 + r) * n_out + o];
+  switch ((m + 7) / 8) {
+    case 1: walk_trees<1>(b, tb, te, block, columns); break;
+    case 2: walk_trees<2>(b, tb, te, block, columns); break;
+    case 3: walk_trees<3>(b, tb, te, block, columns); break;
+    case 4: walk_trees<4>(b, tb, te, block, columns); break;
+    case 5: walk_trees<5>(b, tb, te, block, columns); break;
+    case 6: walk_trees<6>(b, tb, te, block, columns); break;
+    case 7: walk_trees<7>(b, tb, te, block, columns); break;
+    default: walk_trees<8>(b, tb, te, block, columns); break;
+  }
+  for (size_t o = 0; o < n_out; ++o)
+    for (size_t r = 0; r < m; ++r) acc[(r0 + r) * n_out + o] = columns[o * kBlockRows + r];
 }
 
 }  // namespace
