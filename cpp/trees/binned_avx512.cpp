@@ -42,19 +42,10 @@ struct Aligned64 {  // std::allocator with 64-byte alignment, for aligned vector
   bool operator!=(const Aligned64<U>&) const { return false; }
 };
 
-// One tree over G groups of 8 rows: the groups walk side by side (one alone
-// would wait on each step's permute latency), then add their leaf values to
-// acc, the tree's output column of the block.
-template <int G, bool ByRow>
-inline void walk_tree(const BinnedForest& b, size_t ti, const uint8_t* bins, const uint64_t* missing,
-                      double* acc) {
-  const BinnedTreeInfo& info = b.info[ti];
-  const TreeRegisters t = load_tree(b.trees[ti]);
-  __m512i w[G], node[G];
-  if constexpr (ByRow)
-    outcomes_by_row<G>(b, t, b.chunk_masks.data() + info.chunk_mask_at, missing_left_splits(info), bins, w);
-  else
-    outcomes_by_split(b.trees[ti], info, bins, missing, w);
+// G groups of 8 rows through a tree's tables side by side (one group alone
+// would wait on each step's permute latency): node ids in, end nodes out.
+template <int G>
+inline void walk_groups(const TreeRegisters& t, const BinnedTreeInfo& info, const __m512i* w, __m512i* node) {
 #pragma GCC unroll 8
   for (int g = 0; g < G; ++g) node[g] = _mm512_set1_epi8(char(info.root));
   for (uint32_t s = 0; s < info.depth; ++s) {
@@ -65,20 +56,47 @@ inline void walk_tree(const BinnedForest& b, size_t ti, const uint8_t* bins, con
                                      _mm512_permutex2var_epi8(t.right0, node[g], t.right1));
     }
   }
-  __m512i bottom[3][8];
-  if constexpr (!ByRow)  // deep forests walk by row only through the general walk
-    if (info.bottom >= 0) bottom_by_split(b.bottoms[size_t(info.bottom)], bins, missing, bottom);
+}
+
+// acc[0..8) += v in the head's precision.
+inline void add_leaves(bool f32, __m512d v, double* acc) {
+  if (f32)  // XGBoost's float sum: float(acc) + float(leaf), widened back
+    _mm512_storeu_pd(acc, _mm512_cvtps_pd(_mm256_add_ps(_mm512_cvtpd_ps(_mm512_loadu_pd(acc)), _mm512_cvtpd_ps(v))));
+  else
+    _mm512_storeu_pd(acc, _mm512_add_pd(_mm512_loadu_pd(acc), v));
+}
+
+// One tree over a partial block's G groups (row-major bins); acc is the
+// tree's output column of the block.
+template <int G>
+inline void walk_tree_rows(const BinnedForest& b, size_t ti, const uint8_t* bins, double* acc) {
+  const BinnedTreeInfo& info = b.info[ti];
+  const TreeRegisters t = load_tree(b.trees[ti]);
+  __m512i w[G], node[G];
+  outcomes_by_row<G>(b, t, b.chunk_masks.data() + info.chunk_mask_at, missing_left_splits(info), bins, w);
+  walk_groups<G>(t, info, w, node);
 #pragma GCC unroll 8
-  for (int g = 0; g < G; ++g) {
-    const __m512d v = !ByRow && info.bottom >= 0 ? bottom_values(b.bottoms[size_t(info.bottom)], node[g], bottom[0][g],
-                                                       bottom[1][g], bottom[2][g])
-                                       : leaf_values(t, node[g]);
-    double* a = acc + 8 * g;
-    if (info.f32)  // XGBoost's float sum: float(acc) + float(leaf), widened back
-      _mm512_storeu_pd(a, _mm512_cvtps_pd(_mm256_add_ps(_mm512_cvtpd_ps(_mm512_loadu_pd(a)), _mm512_cvtpd_ps(v))));
-    else
-      _mm512_storeu_pd(a, _mm512_add_pd(_mm512_loadu_pd(a), v));
+  for (int g = 0; g < G; ++g) add_leaves(info.f32, leaf_values(t, node[g]), acc + 8 * g);
+}
+
+// One tree over a full block from its split masks (compare_splits).
+inline void walk_tree_block(const BinnedForest& b, size_t ti, const SplitMasks& masks, double* acc) {
+  const BinnedTreeInfo& info = b.info[ti];
+  const TreeRegisters t = load_tree(b.trees[ti]);
+  __m512i w[8], node[8];
+  transpose_bits(masks.top, w);
+  walk_groups<8>(t, info, w, node);
+  if (info.bottom < 0) {
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g) add_leaves(info.f32, leaf_values(t, node[g]), acc + 8 * g);
+    return;
   }
+  const BinnedBottom& bb = b.bottoms[size_t(info.bottom)];
+  __m512i bottom[3][8];
+  for (int k = 0; k < 3; ++k) transpose_bits(masks.bottom[k], bottom[k]);
+#pragma GCC unroll 8
+  for (int g = 0; g < 8; ++g)
+    add_leaves(info.f32, bottom_values(bb, node[g], bottom[0][g], bottom[1][g], bottom[2][g]), acc + 8 * g);
 }
 
 // K trees of one row: split outcomes, then the trees walked side by side in
@@ -153,8 +171,7 @@ struct Prefetch {
 // A partial block (row-major bins) of 8G rows or fewer, every tree.
 template <int G>
 void walk_trees(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins, double* columns) {
-  for (size_t ti = tb; ti < te; ++ti)
-    walk_tree<G, true>(b, ti, bins, nullptr, columns + b.info[ti].output * kBlockRows);
+  for (size_t ti = tb; ti < te; ++ti) walk_tree_rows<G>(b, ti, bins, columns + b.info[ti].output * kBlockRows);
 }
 
 // Full blocks of rows walked together, each tree over all of them before
@@ -193,11 +210,16 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
     next.n_rows = std::min(blocks * kBlockRows, rows_after);
     next.per_tree = (next.n_rows * ((next.row_bytes + 63) / 64) + te - tb - 1) / (te - tb);
   }
+  SplitMasks masks[kBlocksPerVisit];
   for (size_t ti = tb; ti < te; ++ti) {
     next.step();
+    const BinnedTreeInfo& info = b.info[ti];
+    const BinnedBottom* bottom = info.bottom < 0 ? nullptr : &b.bottoms[size_t(info.bottom)];
     for (size_t k = 0; k < blocks; ++k)
-      walk_tree<8, false>(b, ti, buf.bins.data() + k * block_bytes, buf.missing.data() + k * n_missing,
-                          buf.columns.data() + (k * n_out + b.info[ti].output) * kBlockRows);
+      compare_splits(b.trees[ti], info, bottom, buf.bins.data() + k * block_bytes,
+                     buf.missing.data() + k * n_missing, masks[k]);
+    for (size_t k = 0; k < blocks; ++k)
+      walk_tree_block(b, ti, masks[k], buf.columns.data() + (k * n_out + info.output) * kBlockRows);
   }
   for (size_t k = 0; k < blocks; ++k) {
     const double* columns = buf.columns.data() + k * n_out * kBlockRows;

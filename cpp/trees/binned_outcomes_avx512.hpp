@@ -113,37 +113,38 @@ inline void outcomes_by_row(const BinnedForest& b, const TreeRegisters& t, const
 
 // Split outcomes of 64 rows from column-major bins (64 bytes per column):
 // one compare per split, then the transpose.
-inline void outcomes_by_split(const BinnedTree& tree, const BinnedTreeInfo& info, const uint8_t* columns,
-                              const uint64_t* missing, __m512i* w) {
-  alignas(64) uint64_t right[64];
-  const auto compare = [&](uint32_t i) {
-    return _mm512_cmplt_epu8_mask(_mm512_set1_epi8(char(tree.rank[i])),
-                                  _mm512_load_si512(columns + 64 * size_t(tree.full_column[i])));
+// Per split of a tree, the rows of a column-major block it sends right: one
+// compare per split (the bottom's slots of a deep tree too). Computed for
+// every block of a visit before any is transposed, so that the transposes'
+// loads find these stores long retired (a load spanning 8 recent stores
+// cannot be forwarded and waits for them).
+struct alignas(64) SplitMasks {
+  uint64_t top[64];
+  uint64_t bottom[3][64];
+};
+
+inline void compare_splits(const BinnedTree& tree, const BinnedTreeInfo& info, const BinnedBottom* bb,
+                           const uint8_t* columns, const uint64_t* missing, SplitMasks& m) {
+  const auto compare = [&](uint8_t rank, uint32_t column) {
+    return _mm512_cmplt_epu8_mask(_mm512_set1_epi8(char(rank)), _mm512_load_si512(columns + 64 * size_t(column)));
   };
   uint32_t i = 0;
-  for (; i < info.n_missing_left; ++i) right[i] = compare(i) & ~missing[tree.full_column[i]];
-  for (; i < info.n_splits; ++i) right[i] = compare(i);
-  for (; i < 64; ++i) right[i] = 0;
-  transpose_bits(right, w);
-}
-
-// A deep tree's bottom slots (binned.hpp): the outcome words of group g
-// (0: level 1, 1-2: level 2) for a full block, w[g][0 .. 8).
-inline void bottom_by_split(const BinnedBottom& bb, const uint8_t* columns, const uint64_t* missing,
-                            __m512i (*w)[8]) {
-  alignas(64) uint64_t right[64];
+  for (; i < info.n_missing_left; ++i)
+    m.top[i] = compare(tree.rank[i], tree.full_column[i]) & ~missing[tree.full_column[i]];
+  for (; i < info.n_splits; ++i) m.top[i] = compare(tree.rank[i], tree.full_column[i]);
+  for (; i < 64; ++i) m.top[i] = 0;
+  if (!bb) return;
   for (int g = 0; g < 3; ++g) {
-    for (int i = 0; i < 8; ++i) _mm512_store_si512(right + 8 * i, _mm512_setzero_si512());
-    const auto compare = [&](const BottomSlot& s) {
-      return _mm512_cmplt_epu8_mask(_mm512_set1_epi8(char(s.rank)), _mm512_load_si512(columns + 64 * size_t(s.column)));
-    };
+    for (int k = 0; k < 8; ++k) _mm512_store_si512(m.bottom[g] + 8 * k, _mm512_setzero_si512());
     uint32_t k = 0;
-    for (; k < bb.n_missing_left[g]; ++k) {
-      const BottomSlot& s = bb.slots[g][k];
-      right[s.slot] = compare(s) & ~missing[s.column];
+    for (; k < bb->n_missing_left[g]; ++k) {
+      const BottomSlot& s = bb->slots[g][k];
+      m.bottom[g][s.slot] = compare(s.rank, s.column) & ~missing[s.column];
     }
-    for (; k < bb.n_slots[g]; ++k) right[bb.slots[g][k].slot] = compare(bb.slots[g][k]);
-    transpose_bits(right, w[g]);
+    for (; k < bb->n_slots[g]; ++k) {
+      const BottomSlot& s = bb->slots[g][k];
+      m.bottom[g][s.slot] = compare(s.rank, s.column);
+    }
   }
 }
 
