@@ -1,10 +1,8 @@
 #include "trees/binned.hpp"
 
 #include <algorithm>
-#include <cmath>
 
 #include "trees/forest.hpp"
-#include "trees/keys.hpp"
 
 namespace engine::trees {
 
