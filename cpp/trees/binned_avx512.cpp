@@ -101,8 +101,7 @@ inline void walk_tree_block(const BinnedForest& b, size_t ti, const SplitMasks& 
 
 // K trees of one row: split outcomes, then the trees walked side by side in
 // scalar registers until all are at leaves (at most as many steps as the
-// deepest), and the leaves added
-// in tree order.
+// deepest), and the leaves added in tree order.
 template <size_t K>
 inline void walk_row_trees(const BinnedForest& b, size_t t0, const uint8_t* row, double* acc) {
   uint64_t w[K];
