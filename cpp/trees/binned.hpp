@@ -40,7 +40,9 @@ struct alignas(64) BinnedTree {
   uint8_t right[128];
   double values[64];         // leaf j's value (float-rounded for float heads)
   uint16_t full_column[64];  // the split's bin column
-  uint8_t child[256];        // [2 * node + went right]: left and right side by side, for scalar walks
+  // left and right side by side, [2 * node + went right]: a scalar walk's
+  // step is then one load, not two loads and a select.
+  uint8_t child[256];
 };
 
 // Trees with more than 64 leaves and at most 8 levels (XGBoost's depth 7

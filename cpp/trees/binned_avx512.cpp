@@ -174,6 +174,17 @@ void walk_trees(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins
   for (size_t ti = tb; ti < te; ++ti) walk_tree_rows<G>(b, ti, bins, columns + b.info[ti].output * kBlockRows);
 }
 
+// A block's running sums, row-major in acc (n_out per row) and column-major
+// in columns (kBlockRows per output), the layout the walks add 8 rows to.
+void sums_to_columns(const double* acc, size_t rows, size_t n_out, double* columns) {
+  for (size_t o = 0; o < n_out; ++o)
+    for (size_t r = 0; r < rows; ++r) columns[o * kBlockRows + r] = acc[r * n_out + o];
+}
+void columns_to_sums(const double* columns, size_t rows, size_t n_out, double* acc) {
+  for (size_t o = 0; o < n_out; ++o)
+    for (size_t r = 0; r < rows; ++r) acc[r * n_out + o] = columns[o * kBlockRows + r];
+}
+
 // Full blocks of rows walked together, each tree over all of them before
 // the next, so that a tree's tables are fetched once per kBlocksPerVisit
 // blocks (a 1,000-tree depth-8 forest holds 4.7 MB of them). In-process A/B,
@@ -198,9 +209,7 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
     transpose_block(rows, stride, f.n_features(), buf.values.data());
     bin_block(b, buf.values.data(), buf.bins.data() + k * block_bytes);
     missing_rows(b, buf.bins.data() + k * block_bytes, buf.missing.data() + k * n_missing);
-    double* columns = buf.columns.data() + k * n_out * kBlockRows;
-    for (size_t o = 0; o < n_out; ++o)
-      for (size_t r = 0; r < kBlockRows; ++r) columns[o * kBlockRows + r] = acc[(k * kBlockRows + r) * n_out + o];
+    sums_to_columns(acc + k * kBlockRows * n_out, kBlockRows, n_out, buf.columns.data() + k * n_out * kBlockRows);
   }
   Prefetch next;  // the rows after these
   if (te > tb && rows_after) {
@@ -221,11 +230,8 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
     for (size_t k = 0; k < blocks; ++k)
       walk_tree_block(b, ti, masks[k], buf.columns.data() + (k * n_out + info.output) * kBlockRows);
   }
-  for (size_t k = 0; k < blocks; ++k) {
-    const double* columns = buf.columns.data() + k * n_out * kBlockRows;
-    for (size_t o = 0; o < n_out; ++o)
-      for (size_t r = 0; r < kBlockRows; ++r) acc[(k * kBlockRows + r) * n_out + o] = columns[o * kBlockRows + r];
-  }
+  for (size_t k = 0; k < blocks; ++k)
+    columns_to_sums(buf.columns.data() + k * n_out * kBlockRows, kBlockRows, n_out, acc + k * kBlockRows * n_out);
 }
 
 void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride, double* acc, size_t tb,
@@ -250,8 +256,7 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
   bin_rows(b, X + r0 * stride, m, stride, block, b.row_bytes, 1);
   if (m < 8) return walk_rows(b, tb, te, block, m, acc + r0 * n_out, n_out);
   double* columns = buf.columns.data();
-  for (size_t o = 0; o < n_out; ++o)
-    for (size_t r = 0; r < m; ++r) columns[o * kBlockRows + r] = acc[(r0 + r) * n_out + o];
+  sums_to_columns(acc + r0 * n_out, m, n_out, columns);
   switch ((m + 7) / 8) {
     case 1: walk_trees<1>(b, tb, te, block, columns); break;
     case 2: walk_trees<2>(b, tb, te, block, columns); break;
@@ -262,8 +267,7 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
     case 7: walk_trees<7>(b, tb, te, block, columns); break;
     default: walk_trees<8>(b, tb, te, block, columns); break;
   }
-  for (size_t o = 0; o < n_out; ++o)
-    for (size_t r = 0; r < m; ++r) acc[(r0 + r) * n_out + o] = columns[o * kBlockRows + r];
+  columns_to_sums(columns, m, n_out, acc + r0 * n_out);
 }
 
 }  // namespace
