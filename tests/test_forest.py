@@ -80,6 +80,10 @@ def test_binned_walk_splits_features_with_more_than_254_thresholds(tmp_path):
     want = reference_predict(head, X).reshape(len(X), -1)
     for level in LEVELS:
         np.testing.assert_array_equal(forest._native.predict_level(level, X, True), want, err_msg=level)
+        # Rows one at a time take the complete form (binned.hpp's BinnedComplete).
+        for i in range(0, 300, 37):
+            np.testing.assert_array_equal(forest._native.predict_level(level, X[i:i + 1], True), want[i:i + 1],
+                                          err_msg=f"{level}, row {i}")
 
 
 @pytest.mark.parametrize("kind", ["multiclass", "sigmoid", "vector leaves"])

@@ -78,6 +78,19 @@ BinnedForest bin_forest(const Forest& f) {
 
   b.trees.resize(f.n_trees());
   b.info.resize(f.n_trees());
+  BinnedComplete& complete = b.complete;
+  uint32_t max_depth = 0;
+  bool all_f32 = true;
+  for (size_t ti = 0; ti < f.n_trees(); ++ti) {
+    max_depth = std::max(max_depth, f.trees()[ti].depth);
+    all_f32 &= f.trees()[ti].f32;
+  }
+  if (max_depth <= kCompleteMaxDepth) {
+    complete.depth = std::max<uint32_t>(max_depth, 1);
+    complete.nodes.resize(f.n_trees() << complete.depth, 0);
+    if (all_f32) complete.values_f32.resize(complete.nodes.size());
+    else complete.values_f64.resize(complete.nodes.size());
+  }
   std::vector<uint8_t> id;  // binned id of node root + q
   std::vector<uint32_t> depth;
   for (size_t ti = 0; ti < f.n_trees(); ++ti) {
@@ -141,6 +154,30 @@ BinnedForest bin_forest(const Forest& f) {
       if (column >= 128) b.chunk_masks[first_mask + column / 128 - 1] |= uint64_t{1} << i;
       bt.left[i] = bt.child[2 * i] = id[child(q, 0)];
       bt.right[i] = bt.child[2 * i + 1] = id[child(q, 1)];
+    }
+    if (complete.depth) {
+      // Positions p of the complete tree take node source[p] (a leaf stands
+      // in for its padding below), as Forest::add_complete lays them out.
+      const uint32_t internal = (1u << complete.depth) - 1, base = uint32_t(ti) << complete.depth;
+      std::vector<uint32_t> source(2 * internal + 1);
+      source[0] = 0;
+      for (uint32_t p = 0; p < internal; ++p) {
+        const uint32_t q = source[p];
+        const bool leaf = is_leaf(t.root + q);
+        source[2 * p + 1] = leaf ? q : child(q, 0);
+        source[2 * p + 2] = leaf ? q : child(q, 1);
+        if (leaf) continue;  // span 0: padding goes left
+        uint32_t column;
+        uint8_t rank;
+        encode(q, column, rank);
+        const uint32_t lo = rank + 1u, span = (missing_left(t.root + q) ? 255u : 256u) - lo;
+        complete.nodes[base + p] = column | lo << 16 | span << 24;
+      }
+      for (uint32_t p = 0; p <= internal; ++p) {
+        const double v = value(source[internal + p]);
+        if (all_f32) complete.values_f32[base + p] = float(v);
+        else complete.values_f64[base + p] = v;
+      }
     }
     if (!deep) continue;
     info.bottom = int32_t(b.bottoms.size());

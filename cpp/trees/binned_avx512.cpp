@@ -99,6 +99,25 @@ inline void walk_tree_block(const BinnedForest& b, size_t ti, const SplitMasks& 
     add_leaves(info.f32, bottom_values(bb, node[g], bottom[0][g], bottom[1][g], bottom[2][g]), acc + 8 * g);
 }
 
+// v[k], the leaf value tree t0 + k gives a row, added to the row's sums in
+// tree order; the sum stays in a register while consecutive trees add to
+// one output.
+template <size_t K>
+inline void add_row_values(const BinnedForest& b, size_t t0, const double* v, double* acc) {
+  uint32_t output = b.info[t0].output;
+  double sum = acc[output];
+  for (size_t k = 0; k < K; ++k) {
+    const BinnedTreeInfo& info = b.info[t0 + k];
+    if (info.output != output) {
+      acc[output] = sum;
+      output = info.output;
+      sum = acc[output];
+    }
+    sum = info.f32 ? double(float(sum) + float(v[k])) : sum + v[k];
+  }
+  acc[output] = sum;
+}
+
 // K trees of one row: split outcomes, then the trees walked side by side in
 // scalar registers until all are at leaves (at most as many steps as the
 // deepest), and the leaves added in tree order.
@@ -126,20 +145,59 @@ inline void walk_row_trees(const BinnedForest& b, size_t t0, const uint8_t* row,
     }
     if (all) break;
   }
-  // The sum stays in a register while consecutive trees add to one output.
-  uint32_t output = b.info[t0].output;
-  double sum = acc[output];
-  for (size_t k = 0; k < K; ++k) {
-    const BinnedTreeInfo& info = b.info[t0 + k];
-    if (info.output != output) {
-      acc[output] = sum;
-      output = info.output;
-      sum = acc[output];
+  double v[K];
+  for (size_t k = 0; k < K; ++k) v[k] = b.trees[t0 + k].values[node[k] - kBinnedLeaf];
+  add_row_values<K>(b, t0, v, acc);
+}
+
+// K trees of one row through their complete form (binned.hpp's
+// BinnedComplete, depth D), side by side in scalar registers: every step
+// is a node load, a bin load and a compare, with no child index to load.
+template <uint32_t D, size_t K, class V>
+inline void complete_row_trees(const BinnedForest& b, const V* values, size_t t0, const uint8_t* row,
+                               double* acc) {
+  const uint32_t* nodes = b.complete.nodes.data() + (t0 << D);
+  uint32_t at[K];
+  for (size_t k = 0; k < K; ++k) at[k] = 0;
+  for (uint32_t s = 0; s < D; ++s) {
+#pragma GCC unroll 8
+    for (size_t k = 0; k < K; ++k) {
+      const uint32_t node = nodes[(k << D) + at[k]];
+      const uint32_t bin = row[node & 0xFFFF], lo = node >> 16 & 0xFF, span = node >> 24;
+      at[k] = 2 * at[k] + 1 + uint32_t(bin - lo < span);
     }
-    const double v = b.trees[t0 + k].values[node[k] - kBinnedLeaf];
-    sum = info.f32 ? double(float(sum) + float(v)) : sum + v;
   }
-  acc[output] = sum;
+  constexpr uint32_t internal = (1u << D) - 1;
+  double v[K];
+  for (size_t k = 0; k < K; ++k) v[k] = double(values[((t0 + k) << D) + at[k] - internal]);
+  add_row_values<K>(b, t0, v, acc);
+}
+
+template <uint32_t D, class V>
+void walk_rows_complete(const BinnedForest& b, const V* values, size_t tb, size_t te, const uint8_t* bins,
+                        size_t n, double* acc, size_t n_out) {
+  for (size_t r = 0; r < n; ++r) {
+    const uint8_t* row = bins + r * b.row_bytes;
+    double* a = acc + r * n_out;
+    size_t t0 = tb;
+    for (; t0 + 8 <= te; t0 += 8) complete_row_trees<D, 8>(b, values, t0, row, a);
+    for (; t0 < te; ++t0) complete_row_trees<D, 1>(b, values, t0, row, a);
+  }
+}
+
+template <class V>
+void walk_rows_complete(const BinnedForest& b, const V* values, size_t tb, size_t te, const uint8_t* bins,
+                        size_t n, double* acc, size_t n_out) {
+  switch (b.complete.depth) {
+    case 1: return walk_rows_complete<1>(b, values, tb, te, bins, n, acc, n_out);
+    case 2: return walk_rows_complete<2>(b, values, tb, te, bins, n, acc, n_out);
+    case 3: return walk_rows_complete<3>(b, values, tb, te, bins, n, acc, n_out);
+    case 4: return walk_rows_complete<4>(b, values, tb, te, bins, n, acc, n_out);
+    case 5: return walk_rows_complete<5>(b, values, tb, te, bins, n, acc, n_out);
+    case 6: return walk_rows_complete<6>(b, values, tb, te, bins, n, acc, n_out);
+    case 7: return walk_rows_complete<7>(b, values, tb, te, bins, n, acc, n_out);
+    default: return walk_rows_complete<8>(b, values, tb, te, bins, n, acc, n_out);
+  }
 }
 
 // Rows of a small batch, one at a time, 8 trees side by side (the byte
@@ -251,12 +309,19 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
   }
   const size_t m = n - r0;  // fewer rows than a block
   if (m == 0) return;
-  if (!b.bottoms.empty()) return accumulate(f, X + r0 * stride, m, stride, acc + r0 * n_out, tb, te);  // faster there
+  double* a = acc + r0 * n_out;
   uint8_t* block = buf.bins.data();
+  if (m < 8 && b.complete.depth) {
+    // A row at a time, in the complete form (half the misses of the others).
+    bin_rows(b, X + r0 * stride, m, stride, block, b.row_bytes, 1);
+    if (!b.complete.values_f32.empty()) return walk_rows_complete(b, b.complete.values_f32.data(), tb, te, block, m, a, n_out);
+    return walk_rows_complete(b, b.complete.values_f64.data(), tb, te, block, m, a, n_out);
+  }
+  if (!b.bottoms.empty()) return accumulate(f, X + r0 * stride, m, stride, a, tb, te);  // faster there
   bin_rows(b, X + r0 * stride, m, stride, block, b.row_bytes, 1);
-  if (m < 8) return walk_rows(b, tb, te, block, m, acc + r0 * n_out, n_out);
+  if (m < 8) return walk_rows(b, tb, te, block, m, a, n_out);
   double* columns = buf.columns.data();
-  sums_to_columns(acc + r0 * n_out, m, n_out, columns);
+  sums_to_columns(a, m, n_out, columns);
   switch ((m + 7) / 8) {
     case 1: walk_trees<1>(b, tb, te, block, columns); break;
     case 2: walk_trees<2>(b, tb, te, block, columns); break;
@@ -267,7 +332,7 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
     case 7: walk_trees<7>(b, tb, te, block, columns); break;
     default: walk_trees<8>(b, tb, te, block, columns); break;
   }
-  columns_to_sums(columns, m, n_out, acc + r0 * n_out);
+  columns_to_sums(columns, m, n_out, a);
 }
 
 }  // namespace
