@@ -70,11 +70,11 @@ BinnedForest bin_forest(const Forest& f) {
       }
     }
   }
-  if (b.n_columns >= 65535) return {};
   for (BinFeature& bf : b.features)
     for (uint32_t& c : bf.column) c = std::min(c, b.n_columns);  // the spare
   b.n_chunks = (b.n_columns + 1 + 127) / 128;
   b.row_bytes = 128 * b.n_chunks;
+  if (2 * b.row_bytes > 65536) return {};  // block columns (two copies) are 16-bit
 
   b.trees.resize(f.n_trees());
   b.info.resize(f.n_trees());
@@ -151,6 +151,7 @@ BinnedForest bin_forest(const Forest& f) {
       encode(q, column, bt.rank[i]);
       bt.column[i] = uint8_t(column & 127);
       bt.full_column[i] = uint16_t(column);
+      bt.block_column[i] = uint16_t(missing_left(t.root + q) ? column + b.row_bytes : column);
       if (column >= 128) b.chunk_masks[first_mask + column / 128 - 1] |= uint64_t{1} << i;
       bt.left[i] = bt.child[2 * i] = id[child(q, 0)];
       bt.right[i] = bt.child[2 * i + 1] = id[child(q, 1)];
@@ -183,14 +184,12 @@ BinnedForest bin_forest(const Forest& f) {
     info.bottom = int32_t(b.bottoms.size());
     BinnedBottom& bb = b.bottoms.emplace_back();
     bb = BinnedBottom{};
-    BottomSlot slots[2][3][64];  // [sends missing left][group]
-    uint8_t counts[2][3] = {};
     const auto slot = [&](uint32_t group, uint32_t s, uint32_t q) {
       uint32_t column;
       uint8_t rank;
       encode(q, column, rank);
-      const bool left = missing_left(t.root + q);
-      slots[left][group][counts[left][group]++] = BottomSlot{uint16_t(column), rank, uint8_t(s)};
+      const uint32_t block_column = missing_left(t.root + q) ? column + b.row_bytes : column;
+      bb.slots[group][bb.n_slots[group]++] = BottomSlot{uint16_t(block_column), rank, uint8_t(s)};
     };
     for (uint32_t q = 0; q < t.n_nodes; ++q) {
       if (in_tables(q) || depth[q] > cut) continue;
@@ -209,12 +208,6 @@ BinnedForest bin_forest(const Forest& f) {
         slot(1 + s2 / 64, s2 % 64, c);
         for (uint32_t b2 = 0; b2 < 2; ++b2) bb.values[2 * s2 + b2] = value(child(c, b2));
       }
-    }
-    for (uint32_t group = 0; group < 3; ++group) {
-      bb.n_missing_left[group] = counts[1][group];
-      bb.n_slots[group] = uint8_t(counts[1][group] + counts[0][group]);
-      std::copy_n(slots[1][group], counts[1][group], bb.slots[group]);
-      std::copy_n(slots[0][group], counts[0][group], bb.slots[group] + counts[1][group]);
     }
   }
   b.usable = true;

@@ -40,6 +40,11 @@ struct alignas(64) BinnedTree {
   uint8_t right[128];
   double values[64];         // leaf j's value (float-rounded for float heads)
   uint16_t full_column[64];  // the split's bin column
+  // The split's column in a column-major block (kBlockRows bins per
+  // column): its bin column, or for a split that sends missing values left
+  // that column's copy with missing as bin 0 (row_bytes further), so that
+  // every split of a block is one byte compare.
+  uint16_t block_column[64];
   // left and right side by side, [2 * node + went right]: a scalar walk's
   // step is then one load, not two loads and a select.
   uint8_t child[256];
@@ -55,15 +60,14 @@ struct alignas(64) BinnedTree {
 // general walk, which is faster on them.
 constexpr uint32_t kTopDepth = 6;
 struct BottomSlot {
-  uint16_t column;
+  uint16_t block_column;  // as BinnedTree's
   uint8_t rank;
   uint8_t slot;
 };
 struct alignas(64) BinnedBottom {
-  // Per group, the slots holding a split, those sending missing values
-  // left first; the rest always go left.
+  // Per group, the slots holding a split; the rest always go left.
   BottomSlot slots[3][64];
-  uint8_t n_missing_left[3], n_slots[3];
+  uint8_t n_slots[3];
   double values[256];
 };
 

@@ -253,7 +253,6 @@ constexpr size_t kBlocksPerVisit = 4;
 struct BlockBuffers {  // per thread, reused across calls
   std::vector<float, Aligned64<float>> values;  // one block, column-major
   std::vector<uint8_t, Aligned64<uint8_t>> bins;  // kBlocksPerVisit blocks of bins
-  std::vector<uint64_t> missing;                 // per block, per bin column
   std::vector<double> columns;                   // per block, n_out x kBlockRows sums
 };
 
@@ -261,12 +260,11 @@ struct BlockBuffers {  // per thread, reused across calls
 void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blocks, size_t rows_after,
                       double* acc, size_t tb, size_t te, BlockBuffers& buf) {
   const BinnedForest& b = f.binned();
-  const size_t n_out = f.n_outputs(), block_bytes = kBlockRows * b.row_bytes, n_missing = b.n_columns + 1;
+  const size_t n_out = f.n_outputs(), block_bytes = 2 * kBlockRows * b.row_bytes;  // bin_block's two copies
   for (size_t k = 0; k < blocks; ++k) {
     const float* rows = X + k * kBlockRows * stride;
     transpose_block(rows, stride, f.n_features(), buf.values.data());
     bin_block(b, buf.values.data(), buf.bins.data() + k * block_bytes);
-    missing_rows(b, buf.bins.data() + k * block_bytes, buf.missing.data() + k * n_missing);
     sums_to_columns(acc + k * kBlockRows * n_out, kBlockRows, n_out, buf.columns.data() + k * n_out * kBlockRows);
   }
   Prefetch next;  // the rows after these
@@ -277,14 +275,13 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
     next.n_rows = std::min(blocks * kBlockRows, rows_after);
     next.per_tree = (next.n_rows * ((next.row_bytes + 63) / 64) + te - tb - 1) / (te - tb);
   }
-  SplitMasks masks[kBlocksPerVisit];
+  SplitMasks masks[kBlocksPerVisit] = {};  // bits no split sets are read but never matter
   for (size_t ti = tb; ti < te; ++ti) {
     next.step();
     const BinnedTreeInfo& info = b.info[ti];
     const BinnedBottom* bottom = info.bottom < 0 ? nullptr : &b.bottoms[size_t(info.bottom)];
     for (size_t k = 0; k < blocks; ++k)
-      compare_splits(b.trees[ti], info, bottom, buf.bins.data() + k * block_bytes,
-                     buf.missing.data() + k * n_missing, masks[k]);
+      compare_splits(b.trees[ti], info, bottom, buf.bins.data() + k * block_bytes, masks[k]);
     for (size_t k = 0; k < blocks; ++k)
       walk_tree_block(b, ti, masks[k], buf.columns.data() + (k * n_out + info.output) * kBlockRows);
   }
@@ -299,8 +296,7 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
   const size_t n_out = f.n_outputs();
   thread_local BlockBuffers buf;
   buf.values.resize(size_t(f.n_features()) * kBlockRows);
-  buf.bins.resize(kBlocksPerVisit * kBlockRows * b.row_bytes);
-  buf.missing.resize(kBlocksPerVisit * (b.n_columns + 1));
+  buf.bins.resize(kBlocksPerVisit * 2 * kBlockRows * b.row_bytes);
   buf.columns.resize(kBlocksPerVisit * n_out * kBlockRows);
   size_t r0 = 0;
   for (size_t blocks; (blocks = std::min(kBlocksPerVisit, (n - r0) / kBlockRows)) > 0; r0 += blocks * kBlockRows) {

@@ -91,7 +91,9 @@ void transpose_block(const float* X, size_t stride, size_t n_features, float* co
 // 16 rows per instruction, with the feature's 256 keys in registers: a
 // binary search of the pivots picks each lane's block, then one permute
 // per key position fetches every lane's k-th block key to count those at
-// or below. values holds the block column-major (transpose_block).
+// or below. values holds the block column-major (transpose_block). Each bin
+// column is written twice, row_bytes columns apart: missing as kMissingBin,
+// then missing as 0 (for splits that send missing values left).
 // Gathers, a binary search within the block (eight two-table permutes per
 // step), and a scalar search per lane all measured slower.
 void bin_block(const BinnedForest& b, const float* values, uint8_t* columns) {
@@ -122,19 +124,17 @@ void bin_block(const BinnedForest& b, const float* values, uint8_t* columns) {
       const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
       const __mmask16 zero_or_nan = _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(1e-35f), _CMP_NGT_UQ);
       const __m512i missing = _mm512_set1_epi32(kMissingBin);
-      _mm_store_si128(reinterpret_cast<__m128i*>(columns + 64 * size_t(bf.column[0]) + 16 * q),
-                      _mm512_cvtepi32_epi8(_mm512_mask_mov_epi32(bin, nan, missing)));
-      _mm_store_si128(reinterpret_cast<__m128i*>(columns + 64 * size_t(bf.column[1]) + 16 * q),
-                      _mm512_cvtepi32_epi8(_mm512_mask_mov_epi32(bin, zero_or_nan, missing)));
+      const __mmask16 kinds[2] = {nan, zero_or_nan};
+      for (int kind = 0; kind < 2; ++kind) {
+        uint8_t* high = columns + 64 * size_t(bf.column[kind]) + 16 * q;
+        uint8_t* low = high + 64 * size_t(b.row_bytes);
+        _mm_store_si128(reinterpret_cast<__m128i*>(high), _mm512_cvtepi32_epi8(_mm512_mask_mov_epi32(bin, kinds[kind], missing)));
+        _mm_store_si128(reinterpret_cast<__m128i*>(low), _mm512_cvtepi32_epi8(_mm512_maskz_mov_epi32(~kinds[kind], bin)));
+      }
     }
   }
 }
 
-// Per column of a column-major block, the rows whose value is missing.
-void missing_rows(const BinnedForest& b, const uint8_t* columns, uint64_t* missing) {
-  for (uint32_t c = 0; c < b.n_columns; ++c)
-    missing[c] = _mm512_cmpeq_epi8_mask(_mm512_load_si512(columns + 64 * size_t(c)), _mm512_set1_epi8(char(kMissingBin)));
-}
 
 }  // namespace
 }  // namespace engine::trees
