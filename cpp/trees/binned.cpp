@@ -78,6 +78,8 @@ BinnedForest bin_forest(const Forest& f) {
 
   b.trees.resize(f.n_trees());
   b.info.resize(f.n_trees());
+  b.output_f32.assign(f.n_outputs(), 0);
+  for (size_t ti = 0; ti < f.n_trees(); ++ti) b.output_f32[size_t(f.trees()[ti].output)] = f.trees()[ti].f32;
   BinnedComplete& complete = b.complete;
   uint32_t max_depth = 0;
   bool all_f32 = true;
@@ -138,12 +140,18 @@ BinnedForest bin_forest(const Forest& f) {
       const double v = f.values()[t.value_base + q];
       return t.f32 ? double(float(v)) : v;
     };
+    const auto set_values = [&](auto& values, uint32_t at, uint32_t count, double v) {
+      for (uint32_t i = at; i < at + count; ++i) {
+        if (t.f32) values.f32[i] = float(v);
+        else values.f64[i] = v;
+      }
+    };
     for (uint32_t q = 0; q < t.n_nodes; ++q) {
       if (depth[q] > cut) continue;
       const uint8_t i = id[q];
       if (!in_tables(q)) {
         bt.left[i] = bt.right[i] = bt.child[2 * i] = bt.child[2 * i + 1] = i;
-        if (!deep) bt.values[i - kBinnedLeaf] = value(q);
+        if (!deep) set_values(bt.values, i - kBinnedLeaf, 1, value(q));
         continue;
       }
       info.n_missing_left += missing_left(t.root + q);
@@ -195,18 +203,18 @@ BinnedForest bin_forest(const Forest& f) {
       if (in_tables(q) || depth[q] > cut) continue;
       const uint32_t j = id[q] - kBinnedLeaf;
       if (is_leaf(t.root + q)) {
-        std::fill_n(bb.values + 4 * j, 4, value(q));
+        set_values(bb.values, 4 * j, 4, value(q));
         continue;
       }
       slot(0, j, q);
       for (uint32_t b1 = 0; b1 < 2; ++b1) {
         const uint32_t c = child(q, b1), s2 = 2 * j + b1;
         if (is_leaf(t.root + c)) {
-          std::fill_n(bb.values + 2 * s2, 2, value(c));
+          set_values(bb.values, 2 * s2, 2, value(c));
           continue;
         }
         slot(1 + s2 / 64, s2 % 64, c);
-        for (uint32_t b2 = 0; b2 < 2; ++b2) bb.values[2 * s2 + b2] = value(child(c, b2));
+        for (uint32_t b2 = 0; b2 < 2; ++b2) set_values(bb.values, 2 * s2 + b2, 1, value(child(c, b2)));
       }
     }
   }

@@ -32,13 +32,21 @@ class Forest;
 constexpr uint32_t kBinnedLeaf = 64;  // node ids: splits 0..63, leaves 64 + j
 constexpr uint8_t kMissingBin = 255;
 
+// Leaf values; floats for trees that sum in float (XGBoost's), which the
+// walks then add without conversions.
+template <size_t N>
+union LeafValues {
+  double f64[N];
+  float f32[N];
+};
+
 // One tree's tables, 64-byte aligned so each is one register load.
 struct alignas(64) BinnedTree {
   uint8_t column[64];        // the split's bin column, low 7 bits (chunk_masks say the rest)
   uint8_t rank[64];          // go right iff bin > rank
   uint8_t left[128];         // next node per node id; leaves point to themselves
   uint8_t right[128];
-  double values[64];         // leaf j's value (float-rounded for float heads)
+  LeafValues<64> values;     // leaf j's value
   uint16_t full_column[64];  // the split's bin column
   // The split's column in a column-major block (kBlockRows bins per
   // column): its bin column, or for a split that sends missing values left
@@ -68,7 +76,7 @@ struct alignas(64) BinnedBottom {
   // Per group, the slots holding a split; the rest always go left.
   BottomSlot slots[3][64];
   uint8_t n_slots[3];
-  double values[256];
+  LeafValues<256> values;
 };
 
 // Small batches of forests no deeper than 8 levels walk a row through
@@ -129,6 +137,7 @@ struct BinnedForest {
   std::vector<BinnedBottom> bottoms;
   std::vector<uint64_t> chunk_masks; // per tree, for chunks 1..n_chunks-1: splits reading that chunk
   BinnedComplete complete;
+  std::vector<uint8_t> output_f32;   // per output: its trees sum in float
 };
 
 // Empty (usable = false) when the forest has anything the binned form cannot

@@ -58,45 +58,58 @@ inline void walk_groups(const TreeRegisters& t, const BinnedTreeInfo& info, cons
   }
 }
 
-// acc[0..8) += v in the head's precision.
-inline void add_leaves(bool f32, __m512d v, double* acc) {
-  if (f32)  // XGBoost's float sum: float(acc) + float(leaf), widened back
-    _mm512_storeu_pd(acc, _mm512_cvtps_pd(_mm256_add_ps(_mm512_cvtpd_ps(_mm512_loadu_pd(acc)), _mm512_cvtpd_ps(v))));
-  else
-    _mm512_storeu_pd(acc, _mm512_add_pd(_mm512_loadu_pd(acc), v));
+// Rows [8g, 8g + 8) of an output's block column (sums_to_columns) += v, in
+// the head's precision (XGBoost's float sums are held as floats).
+inline void add_leaves(__m512d v, double* column, int g) {
+  _mm512_storeu_pd(column + 8 * g, _mm512_add_pd(_mm512_loadu_pd(column + 8 * g), v));
+}
+inline void add_leaves(__m256 v, double* column, int g) {
+  float* sums = reinterpret_cast<float*>(column) + 8 * g;
+  _mm256_storeu_ps(sums, _mm256_add_ps(_mm256_loadu_ps(sums), v));
+}
+
+// The leaf values of 8 lanes at table nodes `node`.
+template <bool F32>
+inline void add_table_leaves(const TreeRegisters& t, __m512i node, double* column, int g) {
+  if constexpr (F32) add_leaves(leaf_values_f32(t, node), column, g);
+  else add_leaves(leaf_values(t, node), column, g);
 }
 
 // One tree over a partial block's G groups (row-major bins); acc is the
 // tree's output column of the block.
-template <int G>
+template <int G, bool F32>
 inline void walk_tree_rows(const BinnedForest& b, size_t ti, const uint8_t* bins, double* acc) {
   const BinnedTreeInfo& info = b.info[ti];
-  const TreeRegisters t = load_tree(b.trees[ti]);
+  const TreeRegisters t = load_tree(b.trees[ti], F32);
   __m512i w[G], node[G];
   outcomes_by_row<G>(b, t, b.chunk_masks.data() + info.chunk_mask_at, missing_left_splits(info), bins, w);
   walk_groups<G>(t, info, w, node);
 #pragma GCC unroll 8
-  for (int g = 0; g < G; ++g) add_leaves(info.f32, leaf_values(t, node[g]), acc + 8 * g);
+  for (int g = 0; g < G; ++g) add_table_leaves<F32>(t, node[g], acc, g);
 }
 
 // One tree over a full block from its split masks (compare_splits).
+template <bool F32>
 inline void walk_tree_block(const BinnedForest& b, size_t ti, const SplitMasks& masks, double* acc) {
   const BinnedTreeInfo& info = b.info[ti];
-  const TreeRegisters t = load_tree(b.trees[ti]);
+  const TreeRegisters t = load_tree(b.trees[ti], F32);
   __m512i w[8], node[8];
   transpose_bits(masks.top, w);
   walk_groups<8>(t, info, w, node);
   if (info.bottom < 0) {
 #pragma GCC unroll 8
-    for (int g = 0; g < 8; ++g) add_leaves(info.f32, leaf_values(t, node[g]), acc + 8 * g);
+    for (int g = 0; g < 8; ++g) add_table_leaves<F32>(t, node[g], acc, g);
     return;
   }
   const BinnedBottom& bb = b.bottoms[size_t(info.bottom)];
   __m512i bottom[3][8];
   for (int k = 0; k < 3; ++k) transpose_bits(masks.bottom[k], bottom[k]);
 #pragma GCC unroll 8
-  for (int g = 0; g < 8; ++g)
-    add_leaves(info.f32, bottom_values(bb, node[g], bottom[0][g], bottom[1][g], bottom[2][g]), acc + 8 * g);
+  for (int g = 0; g < 8; ++g) {
+    const __m512i leaf = bottom_leaves(node[g], bottom[0][g], bottom[1][g], bottom[2][g]);
+    if constexpr (F32) add_leaves(_mm512_i64gather_ps(leaf, bb.values.f32, 4), acc, g);
+    else add_leaves(_mm512_i64gather_pd(leaf, bb.values.f64, 8), acc, g);
+  }
 }
 
 // v[k], the leaf value tree t0 + k gives a row, added to the row's sums in
@@ -146,7 +159,10 @@ inline void walk_row_trees(const BinnedForest& b, size_t t0, const uint8_t* row,
     if (all) break;
   }
   double v[K];
-  for (size_t k = 0; k < K; ++k) v[k] = b.trees[t0 + k].values[node[k] - kBinnedLeaf];
+  for (size_t k = 0; k < K; ++k) {
+    const LeafValues<64>& values = b.trees[t0 + k].values;
+    v[k] = b.info[t0 + k].f32 ? values.f32[node[k] - kBinnedLeaf] : values.f64[node[k] - kBinnedLeaf];
+  }
   add_row_values<K>(b, t0, v, acc);
 }
 
@@ -229,18 +245,35 @@ struct Prefetch {
 // A partial block (row-major bins) of 8G rows or fewer, every tree.
 template <int G>
 void walk_trees(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins, double* columns) {
-  for (size_t ti = tb; ti < te; ++ti) walk_tree_rows<G>(b, ti, bins, columns + b.info[ti].output * kBlockRows);
+  for (size_t ti = tb; ti < te; ++ti) {
+    double* column = columns + b.info[ti].output * kBlockRows;
+    if (b.info[ti].f32) walk_tree_rows<G, true>(b, ti, bins, column);
+    else walk_tree_rows<G, false>(b, ti, bins, column);
+  }
 }
 
 // A block's running sums, row-major in acc (n_out per row) and column-major
-// in columns (kBlockRows per output), the layout the walks add 8 rows to.
-void sums_to_columns(const double* acc, size_t rows, size_t n_out, double* columns) {
-  for (size_t o = 0; o < n_out; ++o)
-    for (size_t r = 0; r < rows; ++r) columns[o * kBlockRows + r] = acc[r * n_out + o];
+// in columns (kBlockRows per output), the layout the walks add 8 rows to; a
+// float output's sums are floats there (exact: they are float values).
+void sums_to_columns(const BinnedForest& b, const double* acc, size_t rows, size_t n_out, double* columns) {
+  for (size_t o = 0; o < n_out; ++o) {
+    double* column = columns + o * kBlockRows;
+    float* floats = reinterpret_cast<float*>(column);
+    if (b.output_f32[o])
+      for (size_t r = 0; r < rows; ++r) floats[r] = float(acc[r * n_out + o]);
+    else
+      for (size_t r = 0; r < rows; ++r) column[r] = acc[r * n_out + o];
+  }
 }
-void columns_to_sums(const double* columns, size_t rows, size_t n_out, double* acc) {
-  for (size_t o = 0; o < n_out; ++o)
-    for (size_t r = 0; r < rows; ++r) acc[r * n_out + o] = columns[o * kBlockRows + r];
+void columns_to_sums(const BinnedForest& b, const double* columns, size_t rows, size_t n_out, double* acc) {
+  for (size_t o = 0; o < n_out; ++o) {
+    const double* column = columns + o * kBlockRows;
+    const float* floats = reinterpret_cast<const float*>(column);
+    if (b.output_f32[o])
+      for (size_t r = 0; r < rows; ++r) acc[r * n_out + o] = floats[r];
+    else
+      for (size_t r = 0; r < rows; ++r) acc[r * n_out + o] = column[r];
+  }
 }
 
 // Full blocks of rows walked together, each tree over all of them before
@@ -265,7 +298,7 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
     const float* rows = X + k * kBlockRows * stride;
     transpose_block(rows, stride, f.n_features(), buf.values.data());
     bin_block(b, buf.values.data(), buf.bins.data() + k * block_bytes);
-    sums_to_columns(acc + k * kBlockRows * n_out, kBlockRows, n_out, buf.columns.data() + k * n_out * kBlockRows);
+    sums_to_columns(b, acc + k * kBlockRows * n_out, kBlockRows, n_out, buf.columns.data() + k * n_out * kBlockRows);
   }
   Prefetch next;  // the rows after these
   if (te > tb && rows_after) {
@@ -282,11 +315,14 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
     const BinnedBottom* bottom = info.bottom < 0 ? nullptr : &b.bottoms[size_t(info.bottom)];
     for (size_t k = 0; k < blocks; ++k)
       compare_splits(b.trees[ti], info, bottom, buf.bins.data() + k * block_bytes, masks[k]);
-    for (size_t k = 0; k < blocks; ++k)
-      walk_tree_block(b, ti, masks[k], buf.columns.data() + (k * n_out + info.output) * kBlockRows);
+    for (size_t k = 0; k < blocks; ++k) {
+      double* column = buf.columns.data() + (k * n_out + info.output) * kBlockRows;
+      if (info.f32) walk_tree_block<true>(b, ti, masks[k], column);
+      else walk_tree_block<false>(b, ti, masks[k], column);
+    }
   }
   for (size_t k = 0; k < blocks; ++k)
-    columns_to_sums(buf.columns.data() + k * n_out * kBlockRows, kBlockRows, n_out, acc + k * kBlockRows * n_out);
+    columns_to_sums(b, buf.columns.data() + k * n_out * kBlockRows, kBlockRows, n_out, acc + k * kBlockRows * n_out);
 }
 
 void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride, double* acc, size_t tb,
@@ -317,7 +353,7 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
   bin_rows(b, X + r0 * stride, m, stride, block, b.row_bytes, 1);
   if (m < 8) return walk_rows(b, tb, te, block, m, a, n_out);
   double* columns = buf.columns.data();
-  sums_to_columns(a, m, n_out, columns);
+  sums_to_columns(b, a, m, n_out, columns);
   switch ((m + 7) / 8) {
     case 1: walk_trees<1>(b, tb, te, block, columns); break;
     case 2: walk_trees<2>(b, tb, te, block, columns); break;
@@ -328,7 +364,7 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
     case 7: walk_trees<7>(b, tb, te, block, columns); break;
     default: walk_trees<8>(b, tb, te, block, columns); break;
   }
-  columns_to_sums(columns, m, n_out, a);
+  columns_to_sums(b, columns, m, n_out, a);
 }
 
 }  // namespace

@@ -20,10 +20,11 @@ inline uint64_t missing_left_splits(const BinnedTreeInfo& info) {
 
 struct TreeRegisters {
   __m512i column, rank, left0, left1, right0, right1;
-  __m512d values[8];
+  __m512d values[8];     // a tree that sums in double
+  __m512 values_f32[4];  // in float
 };
 
-inline TreeRegisters load_tree(const BinnedTree& t) {
+inline TreeRegisters load_tree(const BinnedTree& t, bool f32) {
   TreeRegisters r;
   r.column = _mm512_load_si512(t.column);
   r.rank = _mm512_load_si512(t.rank);
@@ -31,7 +32,10 @@ inline TreeRegisters load_tree(const BinnedTree& t) {
   r.left1 = _mm512_load_si512(t.left + 64);
   r.right0 = _mm512_load_si512(t.right);
   r.right1 = _mm512_load_si512(t.right + 64);
-  for (int i = 0; i < 8; ++i) r.values[i] = _mm512_load_pd(t.values + 8 * i);
+  if (f32)
+    for (int i = 0; i < 4; ++i) r.values_f32[i] = _mm512_load_ps(t.values.f32 + 16 * i);
+  else
+    for (int i = 0; i < 8; ++i) r.values[i] = _mm512_load_pd(t.values.f64 + 8 * i);
   return r;
 }
 
@@ -59,6 +63,16 @@ inline __m512d leaf_values(const TreeRegisters& t, __m512i node) {
   const __m512d v2 = _mm512_permutex2var_pd(t.values[4], j, t.values[5]);
   const __m512d v3 = _mm512_permutex2var_pd(t.values[6], j, t.values[7]);
   return _mm512_mask_mov_pd(_mm512_mask_mov_pd(v0, b4, v1), b5, _mm512_mask_mov_pd(v2, b4, v3));
+}
+
+// The same for a float tree: the 32-bit permutes read j from the low half
+// of each lane, and the lanes' low halves are the 8 values.
+inline __m256 leaf_values_f32(const TreeRegisters& t, __m512i node) {
+  const __m512i j = _mm512_and_si512(node, _mm512_set1_epi64(63));
+  const __mmask16 b5 = _mm512_test_epi32_mask(j, _mm512_set1_epi32(32));
+  const __m512 v = _mm512_mask_mov_ps(_mm512_permutex2var_ps(t.values_f32[0], j, t.values_f32[1]), b5,
+                                      _mm512_permutex2var_ps(t.values_f32[2], j, t.values_f32[3]));
+  return _mm256_castsi256_ps(_mm512_cvtepi64_epi32(_mm512_castps_si512(v)));
 }
 
 // 8 x 8 transpose of the bytes of each 64-bit lane, and the same with each
@@ -143,9 +157,10 @@ inline void compare_splits(const BinnedTree& tree, const BinnedTreeInfo& info, c
     }
 }
 
-// Leaf values of 8 lanes at exits (byte 0: kBinnedLeaf + j) of a deep tree:
-// two more levels from the bottom's outcome words w1, w2a, w2b.
-inline __m512d bottom_values(const BinnedBottom& bb, __m512i exit, __m512i w1, __m512i w2a, __m512i w2b) {
+// The leaves (index into BinnedBottom::values) of 8 lanes at exits (byte 0:
+// kBinnedLeaf + j) of a deep tree: two more levels from the bottom's outcome
+// words w1, w2a, w2b.
+inline __m512i bottom_leaves(__m512i exit, __m512i w1, __m512i w2a, __m512i w2b) {
   const __m512i j = _mm512_and_si512(exit, _mm512_set1_epi8(63));
   const __m512i one = _mm512_set1_epi8(1);
   const __m512i twice = _mm512_add_epi8(j, j);
@@ -153,7 +168,7 @@ inline __m512d bottom_values(const BinnedBottom& bb, __m512i exit, __m512i w1, _
   const __mmask64 high = _mm512_test_epi8_mask(s2, _mm512_set1_epi8(64));
   const __mmask64 b2 = (_mm512_bitshuffle_epi64_mask(w2a, s2) & ~high) | (_mm512_bitshuffle_epi64_mask(w2b, s2) & high);
   const __m512i leaf = _mm512_mask_add_epi8(_mm512_add_epi8(s2, s2), b2, _mm512_add_epi8(s2, s2), one);
-  return _mm512_i64gather_pd(_mm512_and_si512(leaf, _mm512_set1_epi64(255)), bb.values, 8);
+  return _mm512_and_si512(leaf, _mm512_set1_epi64(255));
 }
 
 }  // namespace
