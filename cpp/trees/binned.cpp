@@ -57,16 +57,15 @@ BinnedForest bin_forest(const Forest& f) {
       std::vector<uint32_t> run(keys.begin() + int64_t(k0),
                                 keys.begin() + int64_t(std::min<size_t>(keys.size(), k0 + kKeysPerColumn)));
       run.resize(256, UINT32_MAX);
-      KeyBlock pivots;
-      for (size_t i = 0; i < 16; ++i) pivots.key[i] = run[16 * i + 15];
-      b.key_blocks.push_back(pivots);
-      for (size_t i = 0; i < 16; ++i) {
+      // Laid out as BinFeature says, in 16-key blocks.
+      std::vector<uint32_t> laid_out;
+      for (size_t i = 0; i < 256 / kKeyRun; ++i) laid_out.push_back(run[kKeyRun * i + kKeyRun - 1]);
+      laid_out.insert(laid_out.end(), run.begin(), run.end());
+      for (size_t k = 0; k < kKeyRun; ++k)
+        for (size_t i = 0; i < 256 / kKeyRun; ++i) laid_out.push_back(run[kKeyRun * i + k]);
+      for (size_t at = 0; at < laid_out.size(); at += 16) {
         b.key_blocks.emplace_back();
-        std::copy_n(run.begin() + int64_t(16 * i), 16, b.key_blocks.back().key);
-      }
-      for (size_t k = 0; k < 16; ++k) {
-        b.key_blocks.emplace_back();
-        for (size_t i = 0; i < 16; ++i) b.key_blocks.back().key[i] = run[16 * i + k];
+        std::copy_n(laid_out.begin() + int64_t(at), 16, b.key_blocks.back().key);
       }
     }
   }

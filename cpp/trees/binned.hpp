@@ -110,17 +110,19 @@ struct BinnedTreeInfo {
 };
 
 // A feature some split reads: its thresholds' keys, ascending, padded with
-// UINT32_MAX to 256, as 16 blocks of 16 after a block of pivots (the last
-// key of each block), so that a bin is two 16-wide compares: which block,
-// then where in it. column: its bin column with NaN missing, and with zero
-// or NaN missing; the spare column past the others where no split reads it.
+// UINT32_MAX to 256, as 32 runs of 8 after the 32 pivots (the last key of
+// each run), so that a bin is which run (one 32-wide compare for a row) and
+// where in it. column: its bin column with NaN missing, and with zero or NaN
+// missing; the spare column past the others where no split reads it.
 struct alignas(64) KeyBlock {
   uint32_t key[16];
 };
+constexpr uint32_t kKeyRun = 8;
 struct BinFeature {
   uint32_t feature;
-  // Pivots at key_blocks[blocks_at], block i at blocks_at + 1 + i, and the
-  // k-th key of every block at blocks_at + 17 + k.
+  // Pivots at key_blocks[blocks_at .. +2), the keys in order at
+  // blocks_at + 2 .. +18 (run i at key i * kKeyRun), and the k-th key of
+  // every run at blocks_at + 18 + 2k .. +2 (bin_block's permutes).
   uint32_t blocks_at;
   uint32_t column[2];
 };
