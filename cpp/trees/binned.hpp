@@ -4,9 +4,11 @@
 //
 // A row's bin for a feature is the number of the feature's distinct split
 // thresholds at or below its value, so `x >= threshold_j` iff `bin > j`,
-// exactly; a missing value's bin is 255, above every rank, and splits that
-// send missing values left mask that out (they come first in their tree, so
-// one mask per tree covers them). A bin column is a feature, or a feature
+// exactly; a missing value's bin is 255, above every rank. Splits that send
+// missing values left mask that out when a row is walked alone (they come
+// first in their tree, so one mask per tree covers them); a block of rows
+// holds a second copy of each column with missing as 0, which they compare
+// instead (BinnedTree::block_column). A bin column is a feature, or a feature
 // under LightGBM's zero-as-missing (zero is missing too), and ranks up to
 // 254 of its thresholds: LightGBM and XGBoost histogram models have at most
 // 255 bins per feature (their default max_bin), so one column usually
@@ -17,9 +19,10 @@
 // split outcomes, computed for all its splits at once; the walk tests a bit
 // of that word per step and looks the next node up in the child tables, for
 // 8 rows per instruction; trees of 7 or 8 levels add three words for their
-// bottom two (BinnedBottom), in blocks of 64 rows. Forests this cannot express (categorical
-// splits, vector leaves, trees with more than 64 leaves and more than 8
-// levels, over 65,000 bin columns) keep the general walk (walk.hpp).
+// bottom two (BinnedBottom), in blocks of 64 rows. Forests this cannot
+// express (categorical splits, vector leaves, trees with more than 64
+// leaves and more than 8 levels, over 32,000 bin columns) keep the general
+// walk (walk.hpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>
