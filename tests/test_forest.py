@@ -111,6 +111,23 @@ def test_heads_share_a_pass_and_features_are_matched_by_name(tmp_path):
     np.testing.assert_array_equal(got[:, 1], reference_predict(order, X[:, order_columns]))
 
 
+@pytest.mark.parametrize("max_depth", [6, 8])
+def test_binned_heads_of_both_precisions_share_a_pass(tmp_path, max_depth):
+    """An XGBoost-like head (float sums) beside a LightGBM-like one (double sums): the binned walk
+    keeps each output's sums and leaf values in its own precision, in blocks and row by row."""
+    options = dict(categorical=False, n_features=10, max_depth=max_depth, n_trees=30)
+    click = random_head(seed=11, name="click", accumulate="f32", **options)
+    order = random_head(seed=12, name="order", zero_missing=False, **options)
+    forest = load(tmp_path, click, order)
+    assert forest._native.binned
+    X = random_rows(5, 300, 10)
+    want = np.stack([reference_predict(click, X), reference_predict(order, X)], axis=1)
+    for level in LEVELS:
+        for n in (1, 3, 9, 64, 100, 300):
+            np.testing.assert_array_equal(forest._native.predict_level(level, X[:n], True), want[:n],
+                                          err_msg=f"{level}, batch {n}")
+
+
 @pytest.mark.parametrize("walk", ["general", "binned"])
 def test_threads_and_concurrent_callers_agree(tmp_path, walk):
     # Each walk keeps per-thread buffers; both must be safe to share.
