@@ -41,8 +41,8 @@ constexpr uint32_t kSharedSteps = 4;
 
 // Keys of rows [0, n) of a block: K[((copy * n_features + j) * kRowBlock >> shift) + r],
 // n <= kRowBlock >> shift. A Split's column is the offset at shift 0; a batch of
-// one at shift 5 finds its keys in 2.4 KB instead of one cache line each
-// (measured: XGBoost depth 8, 300 features, batch 1: see walk_pairs).
+// one at shift 5 finds its keys in 2.4 KB instead of a cache line each (XGBoost
+// depth 8, 300 features, batch 1: 25.1 -> 23.2 ns per row-tree).
 inline void encode_rows(const Forest& f, const float* X, size_t n, size_t stride, uint32_t* K,
                         uint32_t shift = 0) {
   const size_t nf = f.n_features(), rows = kRowBlock >> shift;
