@@ -78,14 +78,15 @@ BinnedForest bin_forest(const Forest& f) {
   b.trees.resize(f.n_trees());
   b.info.resize(f.n_trees());
   b.output_f32.assign(f.n_outputs(), 0);
-  for (size_t ti = 0; ti < f.n_trees(); ++ti) b.output_f32[size_t(f.trees()[ti].output)] = f.trees()[ti].f32;
-  BinnedComplete& complete = b.complete;
   uint32_t max_depth = 0;
   bool all_f32 = true;
   for (size_t ti = 0; ti < f.n_trees(); ++ti) {
-    max_depth = std::max(max_depth, f.trees()[ti].depth);
-    all_f32 &= f.trees()[ti].f32;
+    const TreeInfo& t = f.trees()[ti];
+    b.output_f32[size_t(t.output)] = t.f32;
+    max_depth = std::max(max_depth, t.depth);
+    all_f32 &= t.f32;
   }
+  BinnedComplete& complete = b.complete;
   if (max_depth <= kCompleteMaxDepth) {
     complete.depth = std::max<uint32_t>(max_depth, 1);
     complete.nodes.resize(f.n_trees() << complete.depth, 0);
@@ -157,7 +158,6 @@ BinnedForest bin_forest(const Forest& f) {
       uint32_t column;
       encode(q, column, bt.rank[i]);
       bt.column[i] = uint8_t(column & 127);
-      bt.full_column[i] = uint16_t(column);
       bt.block_column[i] = uint16_t(missing_left(t.root + q) ? column + b.row_bytes : column);
       if (column >= 128) b.chunk_masks[first_mask + column / 128 - 1] |= uint64_t{1} << i;
       bt.left[i] = bt.child[2 * i] = id[child(q, 0)];

@@ -50,7 +50,6 @@ struct alignas(64) BinnedTree {
   uint8_t left[128];         // next node per node id; leaves point to themselves
   uint8_t right[128];
   LeafValues<64> values;     // leaf j's value
-  uint16_t full_column[64];  // the split's bin column
   // The split's column in a column-major block (kBlockRows bins per
   // column): its bin column, or for a split that sends missing values left
   // that column's copy with missing as bin 0 (row_bytes further), so that
