@@ -15,6 +15,10 @@ constexpr double kCentroidCost = 0.25;  // int8 centroid codes
 // Matching rows a filtered walk sees, per requested result, before stopping.
 constexpr size_t kMatchesPerResult = 8;
 double code_cost(Storage s) { return s == Storage::f32 ? 1.0 : 0.8; }
+// An exact scan's row from the row-order codes (scan_codes).
+constexpr double kRowCodesCost = 0.3;
+// Fewer rows than this beyond the re-scored ones: an exact scan reads f32 only.
+constexpr size_t kCodesScanMin = 2048;
 // Above this share of matching rows, checking only the rows that would enter
 // the top k costs less than checking every row and gathering the survivors.
 // Not lower: a late check only estimates the matches it has seen (rows times
@@ -84,6 +88,15 @@ Plan make_plan(const SegmentView& view, const FilterSpec& filter, size_t k, uint
   }
 
   const size_t n_checks = filter.conditions.size() + (filter.has_allow ? 1 : 0) + (plan.dead ? 1 : 0);
+  // f16 / i8 nominate candidates that f32 re-scores: with per-dimension
+  // i8 scales, k + 16 keep recall@10 unchanged at 1M rows, and k + k/4 a
+  // ranking request's k = 64-400 (its pipeline benchmark's world, 1M items:
+  // recall@k the same as with 2k, 0.969-0.999, and 7-15 % less time for
+  // the home feed's k = 400; the candidates kept and sorted were most of it).
+  const size_t rerank = a.storage == Storage::f32 ? 0 : k + std::max<size_t>(16, k / 4);
+  // An exact plan over many rows nominates from the row-order codes too
+  // (scan_codes); one asked to be exact, or over few rows, scores f32 only.
+  const bool codes_scan = !exact && !seg.row_codes().empty() && driving >= kCodesScanMin + rerank;
   if (seg.has_ivf() && !exact) {
     plan.nprobe = std::min<uint32_t>(a.nlist, nprobe ? nprobe : a.default_nprobe);
     plan.selectivity = selectivity;
@@ -105,7 +118,7 @@ Plan make_plan(const SegmentView& view, const FilterSpec& filter, size_t k, uint
     const double scanned = std::min(double(n), std::max(unfiltered,
                                                         double(plan.target_matches) / selectivity));
     plan.expected_lists = uint32_t(std::min(double(a.nlist), std::ceil(scanned / per_list)));
-    const double exact_cost = double(driving) * (1.0 + kCheckCost * double(n_checks));
+    const double exact_cost = double(driving) * ((codes_scan ? kRowCodesCost : 1.0) + kCheckCost * double(n_checks));
     const double scored = plan.check_late || n_checks == 0 ? scanned : scanned * selectivity;
     const double checked = plan.check_late ? 0.0 : scanned * kCheckCost * double(n_checks);
     const double ivf_cost = double(a.nlist) * kCentroidCost + checked + scored * code_cost(a.storage);
@@ -123,16 +136,12 @@ Plan make_plan(const SegmentView& view, const FilterSpec& filter, size_t k, uint
         plan.allow_bits[p >> 6] |= uint64_t{1} << (p & 63);
       }
     }
-    // f16 / i8 nominate candidates that f32 re-scores: with per-dimension
-    // i8 scales, k + 16 keep recall@10 unchanged at 1M rows, and k + k/4 a
-    // ranking request's k = 64-400 (its pipeline benchmark's world, 1M items:
-    // recall@k the same as with 2k, 0.969-0.999, and 7-15 % less time for
-    // the home feed's k = 400; the candidates kept and sorted were most of it).
-    if (a.storage != Storage::f32) plan.rerank = k + std::max<size_t>(16, k / 4);
+    plan.rerank = rerank;
     return plan;
   }
 
   // Exact scan: rows of the driving set, then the remaining checks per row.
+  if (codes_scan) plan.rerank = rerank;
   if (driving_condition == -1) {
     plan.all_rows = true;
   } else if (driving_condition == -2) {
@@ -148,9 +157,10 @@ Plan make_plan(const SegmentView& view, const FilterSpec& filter, size_t k, uint
         plan.rows.insert(plan.rows.end(), a.post_rows.begin() + b, a.post_rows.begin() + e);
       }
     }
+    // Each value's postings are ascending rows: one value needs no sort.
     if (contiguous)
       std::sort(plan.ranges.begin(), plan.ranges.end());
-    else
+    else if (!std::is_sorted(plan.rows.begin(), plan.rows.end()))
       std::sort(plan.rows.begin(), plan.rows.end());
   }
   for (size_t i = 0; i < filter.conditions.size(); ++i)

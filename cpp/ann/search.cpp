@@ -245,30 +245,41 @@ void score_rows(const float* q, const SegmentArrays& a, const uint32_t* rows, ui
   }
 }
 
-void scan_exact(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t seg, TopK& top,
-                Scratch& s) {
+// Visits the rows of an exact plan that pass its checks, in blocks:
+// score(rows, first, m) for rows first + j (rows null: contiguous) or rows[j].
+template <class Score>
+void visit_exact(const SegmentArrays& a, const Plan& plan, Scratch& s, Score score) {
   const size_t n = a.rows();
   const bool check = has_checks(plan);
   auto scan_range = [&](uint32_t r0, uint32_t r1) {
-    if (!check) return score_rows(q, a, nullptr, r0, r1 - r0, seg, top, s);
+    if (!check) return score(nullptr, r0, size_t{r1 - r0});
     for (uint32_t b = r0; b < r1; b += kBlock) {
       const uint32_t e = std::min<uint32_t>(r1, b + uint32_t(kBlock));
       s.rows.clear();
       for (uint32_t r = b; r < e; ++r)
         if (passes_checks(plan, a.attrs.data(), n, r, r)) s.rows.push_back(r);
-      score_rows(q, a, s.rows.data(), 0, s.rows.size(), seg, top, s);
+      score(s.rows.data(), 0, s.rows.size());
     }
   };
   if (plan.all_rows) {
     scan_range(0, uint32_t(n));
   } else if (!plan.ranges.empty()) {
     for (auto [r0, r1] : plan.ranges) scan_range(r0, r1);
+  } else if (!check) {
+    score(plan.rows.data(), 0, plan.rows.size());
   } else {
     s.rows.clear();
     for (uint32_t r : plan.rows)
-      if (!check || passes_checks(plan, a.attrs.data(), n, r, r)) s.rows.push_back(r);
-    score_rows(q, a, s.rows.data(), 0, s.rows.size(), seg, top, s);
+      if (passes_checks(plan, a.attrs.data(), n, r, r)) s.rows.push_back(r);
+    score(s.rows.data(), 0, s.rows.size());
   }
+}
+
+void scan_exact(const float* q, const SegmentArrays& a, const Plan& plan, uint32_t seg, TopK& top,
+                Scratch& s) {
+  visit_exact(a, plan, s, [&](const uint32_t* rows, uint32_t first, size_t m) {
+    score_rows(q, a, rows, first, m, seg, top, s);
+  });
 }
 
 // The query quantised like the centroid codes and zero-padded to whole
@@ -382,29 +393,38 @@ uint32_t list_at(const float* q, const Segment& seg, size_t i, size_t hint, Scra
   return uint32_t(s.list_keys[i]);
 }
 
-// Approximate scores of list positions b + (idx ? idx[j] : j), j < m.
-void score_codes(const float* q, const SegmentArrays& a, size_t b, const uint32_t* idx, size_t m,
-                 Scratch& s) {
+// Approximate inner products of the compact codes at base + (idx ? idx[j] : j)
+// rows of codes, j < m, into s.scores.
+void dot_codes(const float* q, const SegmentArrays& a, const uint8_t* base, const uint32_t* idx,
+               size_t m, Scratch& s) {
   const auto& k = simd::active();
   const size_t dim = a.dim;
   float* out = s.scores.data();
   switch (a.storage) {
     case Storage::f32:
-      k.dot_f32(q, reinterpret_cast<const float*>(a.codes.data()) + b * dim, idx, m, dim, out);
+      k.dot_f32(q, reinterpret_cast<const float*>(base), idx, m, dim, out);
       break;
     case Storage::f16:
-      k.dot_f16(q, reinterpret_cast<const uint16_t*>(a.codes.data()) + b * dim, idx, m, dim, out);
+      k.dot_f16(q, reinterpret_cast<const uint16_t*>(base), idx, m, dim, out);
       break;
     case Storage::i8: {
-      k.dot_i8(query_for_codes(q, a, s), reinterpret_cast<const int8_t*>(a.codes.data()) + b * dim,
-               idx, m, dim, s.int_scores.data());
+      k.dot_i8(query_for_codes(q, a, s), reinterpret_cast<const int8_t*>(base), idx, m, dim,
+               s.int_scores.data());
       const float scale = s.qc_scale;
       for (size_t j = 0; j < m; ++j) out[j] = float(s.int_scores[j]) * scale;
       break;
     }
   }
-  if (a.metric == Metric::l2)
+}
+
+// Approximate scores of list positions b + (idx ? idx[j] : j), j < m.
+void score_codes(const float* q, const SegmentArrays& a, size_t b, const uint32_t* idx, size_t m,
+                 Scratch& s) {
+  dot_codes(q, a, a.codes.data() + b * a.dim * storage_bytes(a.storage), idx, m, s);
+  if (a.metric == Metric::l2) {
+    float* out = s.scores.data();
     for (size_t j = 0; j < m; ++j) out[j] = 2 * out[j] - a.sqnorms[a.list_rows[b + (idx ? idx[j] : j)]];
+  }
 }
 
 // Filters list `list` into st and prefetches the codes its matching rows will
@@ -512,6 +532,12 @@ void walk_unchecked(const float* q, const Segment& segment, const Plan& plan, ui
   }
 }
 
+// Exact scores of the nominated rows s.rerank_rows, offered to top.
+void rescore(const float* q, const SegmentArrays& a, uint32_t seg, TopK& top, Scratch& s) {
+  prefetch_rows(a, s.rerank_rows);
+  score_rows(q, a, s.rerank_rows.data(), 0, s.rerank_rows.size(), seg, top, s);
+}
+
 void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t seg, TopK& top,
               Scratch& s) {
   const SegmentArrays& a = segment.arrays();
@@ -522,7 +548,7 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
     walk_checked(q, segment, plan, seg, s);
   else
     walk_unchecked(q, segment, plan, seg, s);
-  const auto candidates = s.approx.sorted();
+  const auto candidates = s.approx.best();
   if (!plan.rerank) {
     for (const Hit& h : candidates) top.push(h.score, seg, a.list_rows[h.row]);
     return;
@@ -530,8 +556,38 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
   // Compact codes only nominate candidates; their order comes from f32.
   s.rerank_rows.clear();
   for (const Hit& h : candidates) s.rerank_rows.push_back(a.list_rows[h.row]);
-  prefetch_rows(a, s.rerank_rows);
-  score_rows(q, a, s.rerank_rows.data(), 0, s.rerank_rows.size(), seg, top, s);
+  rescore(q, a, seg, top, s);
+}
+
+// An exact plan over many rows of a segment with compact codes: the
+// row-order codes nominate plan.rerank candidates, which f32 re-scores, as
+// after a walk. Listed rows (a category's, scattered over the catalogue)
+// are one cache line each (i8 at 64 dimensions) instead of four, and the
+// next block's lines are requested while this block is scored.
+void scan_codes(const float* q, const Segment& segment, const Plan& plan, uint32_t seg, TopK& top,
+                Scratch& s) {
+  const SegmentArrays& a = segment.arrays();
+  const size_t bytes = a.dim * storage_bytes(a.storage);
+  const uint8_t* codes = segment.row_codes().data();
+  s.approx.reset(plan.rerank);
+  s.scores.resize(kBlock);
+  s.int_scores.resize(kBlock);
+  visit_exact(a, plan, s, [&](const uint32_t* rows, uint32_t first, size_t m) {
+    for (size_t i = 0; i < m; i += kBlock) {
+      const size_t b = std::min(kBlock, m - i);
+      const uint32_t* idx = rows ? rows + i : nullptr;
+      if (idx)
+        for (size_t j = i + kBlock; j < std::min(m, i + 2 * kBlock); ++j)
+          for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(codes + size_t{rows[j]} * bytes + off);
+      dot_codes(q, a, idx ? codes : codes + (size_t{first} + i) * bytes, idx, b, s);
+      if (a.metric == Metric::l2)
+        for (size_t j = 0; j < b; ++j) s.scores[j] = 2 * s.scores[j] - a.sqnorms[idx ? idx[j] : first + i + j];
+      offer(s.scores.data(), idx, idx ? 0 : uint32_t(first + i), b, seg, s.approx);
+    }
+  });
+  s.rerank_rows.clear();
+  for (const Hit& h : s.approx.best()) s.rerank_rows.push_back(h.row);
+  rescore(q, a, seg, top, s);
 }
 
 // Exact scan of many queries at once: each block of rows is scored against
@@ -596,7 +652,7 @@ void walk_ivf_batch(const float* queries, size_t nq, const Segment& segment, con
     i = j;
   }
   for (size_t qi = 0; qi < nq; ++qi) {
-    const auto candidates = s.batch_approx[qi].sorted();
+    const auto candidates = s.batch_approx[qi].best();
     if (!plan.rerank) {
       for (const Hit& h : candidates) tops[qi].push(h.score, seg, a.list_rows[h.row]);
       continue;
@@ -632,7 +688,9 @@ void search_segment(const float* q, const SegmentView& view, const Plan& plan, u
                     TopK& top, Scratch& scratch) {
   if (plan.nothing) return;
   const SegmentArrays& a = view.segment->arrays();
-  if (plan.exact)
+  if (plan.exact && plan.rerank)
+    scan_codes(q, *view.segment, plan, segment_index, top, scratch);
+  else if (plan.exact)
     scan_exact(q, a, plan, segment_index, top, scratch);
   else
     walk_ivf(q, *view.segment, plan, segment_index, top, scratch);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "ann/filter.hpp"
@@ -141,6 +142,12 @@ Segment::Segment(SegmentArrays arrays) : a_(std::move(arrays)) {
       return v >= std::numeric_limits<int32_t>::min() && v <= std::numeric_limits<int32_t>::max();
     });
     if (fits) list_attrs32_.assign(a_.list_attrs.begin(), a_.list_attrs.end());
+    if (a_.storage != Storage::f32) {
+      const size_t bytes = dim * storage_bytes(a_.storage);
+      row_codes_.resize(a_.rows() * bytes);
+      for (size_t p = 0; p < a_.rows(); ++p)
+        std::memcpy(row_codes_.data() + size_t{a_.list_rows[p]} * bytes, a_.codes.data() + p * bytes, bytes);
+    }
   }
 }
 
