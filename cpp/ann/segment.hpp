@@ -9,6 +9,7 @@
 
 #include "ann/types.hpp"
 #include "common/array.hpp"
+#include "common/huge_pages.hpp"
 
 namespace engine::ann {
 
@@ -85,7 +86,7 @@ class Segment {
   // The compact codes (f16 / i8 storage) again, in row order: an exact scan
   // of many rows nominates its candidates from them, reading a quarter (i8)
   // of the f32 bytes, and re-scores only the best in f32. Empty otherwise.
-  const std::vector<uint8_t>& row_codes() const { return row_codes_; }
+  const std::vector<uint8_t, HugePageAllocator<uint8_t>>& row_codes() const { return row_codes_; }
 
  private:
   explicit Segment(SegmentArrays arrays);
@@ -94,7 +95,7 @@ class Segment {
   std::vector<float> centroid_code_scales_;
   std::vector<uint32_t> row_to_pos_;
   std::vector<int32_t> list_attrs32_;
-  std::vector<uint8_t> row_codes_;
+  std::vector<uint8_t, HugePageAllocator<uint8_t>> row_codes_;
   std::vector<std::vector<uint32_t>> value_rows_;  // per column: rows of value_min_ + i, or empty
   std::vector<int64_t> value_min_;
 };
