@@ -99,22 +99,25 @@ class CandidateLists:
         if n <= 0:
             return np.empty(0, dtype=np.int64)
         parts = None
-        for scope in SCOPES:
-            if scope in filters:
-                wanted = np.unique(np.asarray(filters[scope], dtype=np.int64))  # a value listed twice: one list
-                keys = self._a[f"{source}.{scope}.keys"]
-                offsets = self._a[f"{source}.{scope}.offsets"]
-                grouped = self._a[f"{source}.{scope}.rows"]
-                at = np.searchsorted(keys, wanted)
-                hit = (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] == wanted) if len(keys) else at < 0
-                parts = [grouped[offsets[i]:offsets[i + 1]] for i in at[hit]]
-                break
+        scope = next((name for name in SCOPES if name in filters), None)
+        if scope is not None:
+            wanted = np.unique(np.asarray(filters[scope], dtype=np.int64))  # a value listed twice: one list
+            keys = self._a[f"{source}.{scope}.keys"]
+            offsets = self._a[f"{source}.{scope}.offsets"]
+            grouped = self._a[f"{source}.{scope}.rows"]
+            at = np.searchsorted(keys, wanted)
+            hit = (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] == wanted) if len(keys) else at < 0
+            parts = [grouped[offsets[i]:offsets[i + 1]] for i in at[hit]]
         rows = self._a[f"{source}.all"] if parts is None else (
             parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty(0, np.int64))
-        # Check the remaining conditions on a head long enough to usually fill n.
+        # Check the remaining conditions (the scope's rows all match it) on a
+        # head long enough to usually fill n.
+        checks = [(name, value) for name, value in filters.items() if name != scope]
+        if not checks:
+            return rows[:n]
         head = rows[: max(4 * n, 256)]
         keep = np.ones(len(head), dtype=bool)
-        for name, value in filters.items():
+        for name, value in checks:
             column = attributes[name][head]
             if isinstance(value, (list, tuple, np.ndarray)):
                 keep &= (column[:, None] == np.asarray(value)[None, :]).any(axis=1)
