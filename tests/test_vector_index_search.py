@@ -124,3 +124,24 @@ def test_zero_vectors_do_not_inflate_the_default_ef():
     got, _ = index.search(q, 10)
     truth, _ = exact_topk(q, x, ids, 10)
     assert recall(got, truth) >= 0.9
+
+
+@pytest.mark.parametrize("k", [65, 200, 999])
+def test_large_k_keeps_the_best_k_with_ties_and_signs(k):
+    # Results beyond 64 are kept in a buffer that is cut back to the best k by
+    # a radix selection on the scores' bits whenever it fills: with many
+    # exactly tied, negative and zero scores, the cut must keep exactly what a
+    # search for every row ranks first (ties broken the same way).
+    rng = np.random.default_rng(7)
+    distinct = rng.standard_normal((40, 8)).astype(np.float32)
+    distinct[0] = 0.0
+    x = distinct[rng.integers(0, 40, 3000)]
+    ids = rng.permutation(10**6)[:3000].astype(np.int64)
+    index = engine.VectorIndex(8, "ip")
+    index.add(ids, x)
+    q = rng.standard_normal((6, 8)).astype(np.float32)
+    everything, all_scores = index.search(q, 3000, exact=True)
+    got, scores = index.search(q, k, exact=True)
+    np.testing.assert_array_equal(got, everything[:, :k])
+    np.testing.assert_array_equal(scores, all_scores[:, :k])
+    assert (all_scores[:, k - 1] == all_scores[:, k]).all(), "the k-th score must be tied past k"
