@@ -548,14 +548,13 @@ void walk_ivf(const float* q, const Segment& segment, const Plan& plan, uint32_t
     walk_checked(q, segment, plan, seg, s);
   else
     walk_unchecked(q, segment, plan, seg, s);
-  const auto candidates = s.approx.best();
-  if (!plan.rerank) {
-    for (const Hit& h : candidates) top.push(h.score, seg, a.list_rows[h.row]);
+  if (!plan.rerank) {  // best first, so that ties at the k-th score keep the lowest rows
+    for (const Hit& h : s.approx.sorted()) top.push(h.score, seg, a.list_rows[h.row]);
     return;
   }
   // Compact codes only nominate candidates; their order comes from f32.
   s.rerank_rows.clear();
-  for (const Hit& h : candidates) s.rerank_rows.push_back(a.list_rows[h.row]);
+  for (const Hit& h : s.approx.best()) s.rerank_rows.push_back(a.list_rows[h.row]);
   rescore(q, a, seg, top, s);
 }
 
@@ -652,15 +651,13 @@ void walk_ivf_batch(const float* queries, size_t nq, const Segment& segment, con
     i = j;
   }
   for (size_t qi = 0; qi < nq; ++qi) {
-    const auto candidates = s.batch_approx[qi].best();
     if (!plan.rerank) {
-      for (const Hit& h : candidates) tops[qi].push(h.score, seg, a.list_rows[h.row]);
+      for (const Hit& h : s.batch_approx[qi].sorted()) tops[qi].push(h.score, seg, a.list_rows[h.row]);
       continue;
     }
     s.rerank_rows.clear();
-    for (const Hit& h : candidates) s.rerank_rows.push_back(a.list_rows[h.row]);
-    prefetch_rows(a, s.rerank_rows);
-    score_rows(queries + qi * dim, a, s.rerank_rows.data(), 0, s.rerank_rows.size(), seg, tops[qi], s);
+    for (const Hit& h : s.batch_approx[qi].best()) s.rerank_rows.push_back(a.list_rows[h.row]);
+    rescore(queries + qi * dim, a, seg, tops[qi], s);
   }
 }
 
