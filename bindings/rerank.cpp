@@ -3,9 +3,12 @@
 #include <pybind11/pybind11.h>
 
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "bindings/convert.hpp"
+#include "rerank/merge.hpp"
 #include "rerank/rerank.hpp"
 
 namespace engine::bind {
@@ -46,9 +49,43 @@ py::tuple rerank(const py::handle& value, const py::handle& key, const py::handl
   return py::make_tuple(index, choice, propensity);
 }
 
+py::tuple merge_candidates(const py::list& rows, const py::list& scores, const py::list& codes,
+                           const py::handle& recent, size_t n_items) {
+  if (scores.size() != rows.size() || codes.size() != rows.size())
+    throw py::value_error("merge_candidates: rows, scores and codes must list the same sources");
+  std::vector<py::array_t<int64_t>> held_rows;
+  std::vector<py::array_t<float>> held_scores;
+  std::vector<rerank::Source> sources(rows.size());
+  for (size_t s = 0; s < rows.size(); ++s) {
+    held_rows.push_back(require_array<int64_t>(rows[s], "rows", 1));
+    held_scores.push_back(require_array<float>(scores[s], "scores", 1));
+    if (held_scores.back().size() != held_rows.back().size())
+      throw py::value_error("scores: source " + std::to_string(s) + " has " +
+                            std::to_string(held_scores.back().size()) + " scores for " +
+                            std::to_string(held_rows.back().size()) + " rows");
+    sources[s] = {held_rows.back().data(), held_scores.back().data(), size_t(held_rows.back().size()),
+                  codes[s].cast<int8_t>()};
+  }
+  auto r = require_array<int64_t>(recent, "recent", 1);
+  rerank::Merged m;
+  try {
+    py::gil_scoped_release release;
+    m = rerank::merge_candidates(sources, r.data(), size_t(r.size()), n_items);
+  } catch (const std::out_of_range& e) {
+    throw py::value_error(e.what());
+  }
+  const auto n = py::ssize_t(m.rows.size());
+  return py::make_tuple(py::array_t<int64_t>(n, m.rows.data()), py::array_t<int8_t>(n, m.source.data()),
+                        py::array_t<float>(n, m.score.data()));
+}
+
 }  // namespace
 
 void bind_rerank(py::module_& m) {
+  m.def("merge_candidates", &merge_candidates, py::arg("rows"), py::arg("scores"), py::arg("codes"),
+        py::arg("recent"), py::arg("n_items"),
+        "A request's candidates (cpp/rerank/merge.hpp): the sources' rows in order, each kept where it "
+        "first appears, recent rows dropped. Returns (rows int64, source code int8, score float32).");
   m.def(
       "rerank",
       [](const py::handle& value, const py::handle& key, const py::handle& merchant, const py::handle& category,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from pipeline_support import rank_request, same_response
 
+from engine import _core
 from engine.ranking import Ranker, RankRequest
 
 
@@ -317,7 +318,7 @@ def test_concurrent_batches_with_different_thread_counts(ranker, pipeline):
         assert all(same_response(a, b) for a, b in zip(serial, got))
 
 
-def test_candidates_are_unique_without_recent_items_and_the_scratch_is_left_clean(ranker, pipeline):
+def test_candidates_are_unique_without_recent_items_and_the_bitmap_is_left_clean(ranker, pipeline):
     from engine.ranking.ranker import _candidates, _recent_rows
 
     s = ranker._serving
@@ -328,7 +329,12 @@ def test_candidates_are_unique_without_recent_items_and_the_scratch_is_left_clea
         rows, source, retrieval = _candidates(s, s.manifest.surfaces[req.surface], req.filters, vector, recent)
         assert len(np.unique(rows)) == len(rows) == len(source) == len(retrieval)
         assert not np.isin(rows, recent).any()
-        assert not s.scratch_mask().any()
+        # The native merge's bitmap is clear again: the same rows, and the
+        # recent ones, all come back from a merge with nothing recent.
+        again = np.concatenate([rows, np.unique(recent)])
+        kept, _, _ = _core.merge_candidates([again], [np.zeros(len(again), np.float32)], [0],
+                                            np.empty(0, np.int64), s.manifest.n_items)
+        assert np.array_equal(kept, again)
     dup = rank_request(_by_surface(pipeline, "search")[0], explore=False)
     dup.filters = {"category_id": [dup.filters["category_id"][0]] * 2}
     shown = ranker.rank(dup).item_ids

@@ -1,6 +1,7 @@
 """cpp/rerank: business rules, exploration and its logged probabilities."""
 
 import itertools
+import threading
 
 import numpy as np
 import pytest
@@ -140,3 +141,60 @@ def test_underflowing_weights_still_sample():
     index, choice, _ = rerank(v, merchant=[1, 1, 2], k=3, temperature=0.01, max_per_merchant=1, seed=3)
     assert index[0] == 0 and len(index) == 2
     assert 0 < choice[1] <= 1
+
+
+def _merge(parts, recent=(), n_items=100, codes=None):
+    rows = [np.asarray(p, np.int64) for p in parts]
+    scores = [np.arange(len(p), dtype=np.float32) + 10 * i for i, p in enumerate(parts)]
+    return _core.merge_candidates(rows, scores, codes or list(range(len(parts))),
+                                  np.asarray(recent, np.int64), n_items)
+
+
+def test_merge_candidates_keeps_first_copies_in_source_order():
+    rows, source, score = _merge([[5, 3, 9], [3, 7, 5, 8], [8, 1]], recent=[9, 1, 1])
+    assert rows.tolist() == [5, 3, 7, 8]
+    assert source.dtype == np.int8 and source.tolist() == [0, 0, 1, 1]
+    assert score.tolist() == [0.0, 1.0, 11.0, 13.0]  # each kept row's score from its own source
+    # The per-thread bitmap is clear again: nothing is dropped the next time.
+    assert _merge([[9, 1, 5, 3]])[0].tolist() == [9, 1, 5, 3]
+
+
+def test_merge_candidates_refuses_rows_outside_the_catalogue():
+    with pytest.raises(ValueError, match="source 1: row 100"):
+        _merge([[1, 2], [3, 100]])
+    with pytest.raises(ValueError, match="recent: row -1"):
+        _merge([[1]], recent=[-1])
+    assert _merge([[1, 2], [3]], recent=[2])[0].tolist() == [1, 3]  # refusals leave no marks
+    with pytest.raises(ValueError, match="scores: source 0"):
+        _core.merge_candidates([np.arange(3)], [np.zeros(2, np.float32)], [0], np.empty(0, np.int64), 10)
+    with pytest.raises(TypeError, match="rows: expected dtype int64"):
+        _core.merge_candidates([np.arange(3, dtype=np.int32)], [np.zeros(3, np.float32)], [0],
+                               np.empty(0, np.int64), 10)
+
+
+def test_merge_candidates_from_many_threads():
+    rng = np.random.default_rng(3)
+    cases = [[rng.integers(0, 5000, 300), rng.integers(0, 5000, 80)] for _ in range(40)]
+    recents = [rng.integers(0, 5000, 10) for _ in range(40)]
+
+    def expected(parts, recent):
+        seen, out = set(recent.tolist()), []
+        for p in parts:
+            for r in p.tolist():
+                if r not in seen:
+                    seen.add(r)
+                    out.append(r)
+        return out
+
+    want = [expected(p, r) for p, r in zip(cases, recents)]
+    results = {}
+
+    def work(t):
+        results[t] = [_merge(p, r, 5000)[0].tolist() for p, r in zip(cases, recents) for _ in range(5)][::5]
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(results[t] == want for t in range(4))

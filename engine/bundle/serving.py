@@ -8,7 +8,6 @@ requests in flight (each request reads the reference once).
 from __future__ import annotations
 
 import os
-import threading
 
 import numpy as np
 import pyarrow as pa
@@ -59,7 +58,6 @@ class Serving:
                 raise BundleError(f"{folder}: the manifest lists no {required!r} artefact")
         self.folder = folder
         self.manifest = manifest
-        self._scratch = threading.local()
         self.version = manifest.bundle_version
 
         items = _read_arrow(path["items"])
@@ -139,13 +137,6 @@ class Serving:
                                  for c in manifest.user_columns}
             if "user_vectors" in path:
                 self.user_vectors = _read_vectors(path["user_vectors"], users.num_rows, manifest.dim)
-
-    def scratch_mask(self) -> np.ndarray:
-        """This thread's all-False bool array over the catalogue; whoever marks it clears it."""
-        mask = getattr(self._scratch, "mask", None)
-        if mask is None:
-            mask = self._scratch.mask = np.zeros(self.manifest.n_items, dtype=bool)
-        return mask
 
     def item_rows(self, ids: np.ndarray) -> np.ndarray:
         """Rows of known item ids; unknown ones are dropped."""

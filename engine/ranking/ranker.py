@@ -274,25 +274,8 @@ def _candidates(s: Serving, settings, filters: dict, user_vector, recent: np.nda
             scores.append(s.item_vectors[r] @ user_vector)
         else:  # rank order within the list, in (0, 1]
             scores.append((1.0 - np.arange(len(r)) / max(len(r), 1)).astype(np.float32))
-    # Keep the first copy of each row (ANN before popular before new) and drop
-    # recent items: marks in a per-thread scratch array over the catalogue,
-    # set and cleared per request (a few fancy-index passes; np.unique sorts).
-    seen = s.scratch_mask()
-    try:
-        seen[recent] = True
-        for i, part in enumerate(parts):  # each source lists a row once
-            keep = ~seen[part]
-            if not keep.all():
-                parts[i], scores[i] = part[keep], scores[i][keep]
-            seen[parts[i]] = True
-    finally:
-        seen[recent] = False
-        for part in parts:
-            seen[part] = False
-    rows = np.concatenate(parts).astype(np.int64, copy=False)
-    source = np.repeat(np.array(codes, dtype=np.int8), [len(p) for p in parts])
-    retrieval = np.concatenate(scores).astype(np.float32, copy=False)
-    return rows, source, retrieval
+    # The first copy of each row (ANN before popular before new), recent items dropped.
+    return _core.merge_candidates(parts, scores, codes, recent, s.manifest.n_items)
 
 
 def _first_phase(s: Serving, settings, rows: np.ndarray, retrieval: np.ndarray, X: np.ndarray) -> np.ndarray:
