@@ -246,9 +246,23 @@ def _notes(doc) -> list[str]:
     ]
 
 
+def _surfaces(doc) -> list[str]:
+    by = doc["latency"].get("by_surface")
+    if not by:  # results written before the split was recorded
+        return []
+    rows = [[surface, f"{v['requests']:,}",
+             *(_us(v[rt][part][q]) for rt in ("engine", "glued") for part in ("candidates", "wall")
+               for q in ("p50", "p99"))] for surface, v in by.items()]
+    return ["## Per surface, single thread (µs)", "",
+            *table(["surface", "requests", "engine candidates p50", "p99", "engine wall p50", "p99",
+                    "glued candidates p50", "p99", "glued wall p50", "p99"], rows), "",
+            "The same requests as above, split by surface: home feeds search the whole catalogue for the "
+            "ANN candidates (an IVF walk), searches one category and store pages one merchant.", ""]
+
+
 def render_markdown(doc) -> str:
-    parts = (_header(doc) + _summary(doc) + _stages(doc) + _two_phase(doc) + _throughput(doc) + _agreement(doc)
-             + _notes(doc))
+    parts = (_header(doc) + _summary(doc) + _stages(doc) + _surfaces(doc) + _two_phase(doc) + _throughput(doc)
+             + _agreement(doc) + _notes(doc))
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -197,7 +197,22 @@ def measure_latency(ranker, glued: GluedStack, requests: list, block: int) -> di
     for name, r in out.items():
         r["summary"] = {s: percentiles(v) for s, v in r["stages"].items()}
         r["summary"]["wall"] = percentiles(r["wall"])
-    return {"engine": out["engine"], "glued": out["glued"], "counts": short}
+    return {"engine": out["engine"], "glued": out["glued"], "counts": short,
+            "by_surface": by_surface(out, [rq.surface for rq in requests])}
+
+
+def by_surface(out: dict, surfaces: list[str]) -> dict:
+    """Per surface: its requests, and p50 / p99 of each runtime's candidates stage and wall time
+    (which surface's searches make the tail)."""
+    surfaces = np.asarray(surfaces)
+    result = {}
+    for surface in sorted(set(surfaces.tolist())):
+        mask = surfaces == surface
+        result[surface] = {"requests": int(mask.sum())} | {
+            name: {"candidates": percentiles(np.asarray(r["stages"]["candidates"])[mask]),
+                   "wall": percentiles(np.asarray(r["wall"])[mask])}
+            for name, r in out.items()}
+    return result
 
 
 def measure_throughput(ranker, glued: GluedStack, requests: list, batch: int, repeats: dict) -> dict:
