@@ -2,11 +2,13 @@
 
 import os
 
+import numpy as np
 import pyarrow as pa
 
 from engine.bundle import read_manifest
 from engine.impressions import read_impressions
 from engine.quickstart import QuickstartConfig, run
+from engine.quickstart.train import training_rows
 
 
 def test_quickstart_end_to_end(tmp_path):
@@ -27,3 +29,12 @@ def test_quickstart_end_to_end(tmp_path):
     served = read_impressions(os.path.join(tmp_path, "logs", "serve"))
     assert served.num_rows == 200 and isinstance(served, pa.Table)
     assert read_impressions(os.path.join(tmp_path, "logs", "train")).num_rows == 5000
+    # The training rows do not depend on the order the logger wrote records in
+    # (a batch's threads finish in any order): the heads are the same every run.
+    log = read_impressions(os.path.join(tmp_path, "logs", "train"))
+    ids = sorted(set(log.column("request_id").to_pylist()))
+    labels = np.arange(len(ids) * 40, dtype=np.float32).reshape(len(ids), 40)
+    X, clicked, _ = training_rows(log, ids, labels, labels)
+    shuffled = log.take(np.random.default_rng(0).permutation(log.num_rows))
+    X2, clicked2, _ = training_rows(shuffled, ids, labels, labels)
+    assert np.array_equal(X, X2, equal_nan=True) and np.array_equal(clicked, clicked2)

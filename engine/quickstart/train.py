@@ -26,7 +26,11 @@ def training_rows(log: pa.Table, request_ids: list[str], clicks: np.ndarray, ord
     request = np.array([where.get(r, -1) for r in log.column("request_id").to_pylist()], dtype=np.int64)
     per_item = np.repeat(request, pc.list_value_length(log.column("item_ids")).to_numpy())
     position = pc.list_flatten(log.column("positions")).to_numpy()
-    keep = per_item >= 0
+    # In (request, position) order: the logger writes records as a batch's
+    # threads finish them, and bagging picks rows by index, so the log's order
+    # would otherwise change the trained heads from run to run.
+    keep = np.flatnonzero(per_item >= 0)
+    keep = keep[np.lexsort((position[keep], per_item[keep]))]
     X = feature_matrix(log)[keep]
     return X, clicks[per_item[keep], position[keep]], orders[per_item[keep], position[keep]]
 
@@ -36,7 +40,9 @@ def train_heads(X: np.ndarray, clicked: np.ndarray, ordered: np.ndarray, feature
     """{"p_click": Booster (P(click)), "p_order": Booster (P(order | click), trained on clicked rows)}."""
     import lightgbm as lgb
 
-    params = {"num_threads": threads, "seed": seed}
+    # deterministic + force_row_wise: the same heads from the same rows on every
+    # run with the same thread count.
+    params = {"num_threads": threads, "seed": seed, "deterministic": True, "force_row_wise": True}
     click = lgb.train({**CLICK_PARAMS, **params},
                       lgb.Dataset(X, clicked.astype(np.float32), feature_name=feature_names, free_raw_data=True),
                       num_boost_round=rounds)
