@@ -13,8 +13,9 @@ from engine.quickstart.train import training_rows
 
 def test_quickstart_end_to_end(tmp_path):
     lines = []
-    summary = run(QuickstartConfig(out=str(tmp_path), items=5000, users=1000, dim=16, train_requests=5000,
-                                   eval_requests=200, rounds=60, threads=2, progress=False), echo=lines.append)
+    config = QuickstartConfig(out=str(tmp_path), items=5000, users=1000, dim=16, train_requests=5000,
+                              eval_requests=200, rounds=60, threads=2, progress=False)
+    summary = run(config, echo=lines.append)
     text = "\n".join(lines)
     assert "NDCG@10" in text and "p99" in text and str(tmp_path) in text
     ndcg = summary["ndcg@10"]
@@ -38,3 +39,9 @@ def test_quickstart_end_to_end(tmp_path):
     shuffled = log.take(np.random.default_rng(0).permutation(log.num_rows))
     X2, clicked2, _ = training_rows(shuffled, ids, labels, labels)
     assert np.array_equal(X, X2, equal_nan=True) and np.array_equal(clicked, clicked2)
+    # Run again into the same folder: the earlier run's logs are not trained on
+    # twice, and the heads (so the NDCG) come out the same.
+    again = run(config, echo=lambda line: None)
+    assert again["training_rows"] == summary["training_rows"]
+    assert again["ndcg@10"] == summary["ndcg@10"]
+    assert read_impressions(os.path.join(tmp_path, "logs", "train")).num_rows == 5000

@@ -73,6 +73,17 @@ def serve(ranker, requests: list[dict], k: int, *, explore: bool | None, threads
     return shown, timings
 
 
+
+def _remove_earlier_logs(folder: str) -> None:
+    """An earlier run's impression files in ``folder`` (the logger's names only):
+    training reads every file there, and the same request ids would come back
+    twice, each impression a duplicate row."""
+    if not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        if name.startswith("impressions-") and name.endswith((".arrow", ".arrow.partial")):
+            os.remove(os.path.join(folder, name))
+
 def run(config: QuickstartConfig, echo=print) -> dict:
     from engine.bundle import build_bundle
     from engine.datasets import make_world
@@ -85,6 +96,9 @@ def run(config: QuickstartConfig, echo=print) -> dict:
     t_start = time.perf_counter()
     out = os.path.abspath(config.out)
     os.makedirs(out, exist_ok=True)
+    train_log_dir, serve_log_dir = os.path.join(out, "logs", "train"), os.path.join(out, "logs", "serve")
+    for folder in (train_log_dir, serve_log_dir):
+        _remove_earlier_logs(folder)
     echo(f"[1/6] generating a world: {config.items:,} items, {config.users:,} users, dim {config.dim}")
     world = make_world(n_items=config.items, n_users=config.users, dim=config.dim, seed=config.seed)
     spec = world_spec.feature_spec()
@@ -95,7 +109,6 @@ def run(config: QuickstartConfig, echo=print) -> dict:
     echo("[2/6] serving training traffic with the logging policy (retrieval score + exploration)")
     logging_bundle = build_bundle(os.path.join(out, "bundle-logging"),
                                   surfaces=world_spec.surfaces(trained=False, explore=True), **common)
-    train_log_dir = os.path.join(out, "logs", "train")
     train_requests = world.sample_requests(config.train_requests, seed=config.seed + 1)
     with ImpressionLogger(train_log_dir, when_full="block") as logger, \
             Ranker.load(logging_bundle, logger=logger) as ranker:
@@ -121,7 +134,6 @@ def run(config: QuickstartConfig, echo=print) -> dict:
 
     echo("[6/6] serving held-out traffic and evaluating")
     eval_requests = world.sample_requests(config.eval_requests, seed=config.seed + 3)
-    serve_log_dir = os.path.join(out, "logs", "serve")
     with ImpressionLogger(serve_log_dir, when_full="block") as logger, \
             Ranker.load(bundle, logger=logger) as ranker:
         # Latency from single-threaded requests, as one host worker sees them.
