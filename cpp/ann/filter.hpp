@@ -71,7 +71,7 @@ struct Plan {
   uint32_t nprobe = 0;          // lists to probe at least
   uint32_t expected_lists = 0;  // lists the walk is expected to visit (>= nprobe)
   size_t target_matches = 0;    // matching rows to see before stopping (filtered walk)
-  size_t rerank = 0;            // approximate candidates re-scored in f32 (0: none)
+  size_t rerank = 0;            // approximate candidates re-scored in f32 (0: none; exact plans: from row-order codes)
   double selectivity = 1.0;     // estimated share of live rows that match
   // Most rows match: score every row and check the filter only for rows that
   // beat the current k-th best, instead of checking every row first.

@@ -217,14 +217,17 @@ void offer_checked(const float* scores, uint32_t first, size_t m, const Plan& pl
   for (; j < m; ++j) consider(j);
 }
 
-// The f32 originals of rows about to be re-scored: scattered over the
-// catalogue, so all their loads are issued at once instead of one row at a time.
+// Rows rows[0, n) of row_bytes each from base, requested at once: scattered
+// rows are loaded together instead of one after another.
+void prefetch_listed(const void* base, size_t row_bytes, const uint32_t* rows, size_t n) {
+  const char* at = static_cast<const char*>(base);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(at + size_t{rows[i]} * row_bytes + off);
+}
+
+// The f32 originals of rows about to be re-scored, scattered over the catalogue.
 void prefetch_rows(const SegmentArrays& a, const std::vector<uint32_t>& rows) {
-  const size_t bytes = a.dim * sizeof(float);
-  for (uint32_t r : rows) {
-    const char* v = reinterpret_cast<const char*>(a.vectors.data() + size_t{r} * a.dim);
-    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(v + off);
-  }
+  prefetch_listed(a.vectors.data(), a.dim * sizeof(float), rows.data(), rows.size());
 }
 
 // Exact scores of rows (indices into the f32 originals; contiguous from
@@ -447,9 +450,7 @@ void stage_list(const Plan& plan, const Segment& segment, uint32_t list, StagedL
   st.whole = 2 * count >= m;
   if (st.whole) return prefetch_codes(a, list);
   const size_t code_bytes = a.dim * storage_bytes(a.storage);
-  const char* codes = reinterpret_cast<const char*>(a.codes.data()) + st.p0 * code_bytes;
-  for (size_t i = 0; i < count; ++i)
-    for (size_t off = 0; off < code_bytes; off += 64) __builtin_prefetch(codes + st.picks[i] * code_bytes + off);
+  prefetch_listed(a.codes.data() + st.p0 * code_bytes, code_bytes, st.picks.data(), count);
 }
 
 // Scores a staged list's matching rows and offers them to top.
@@ -575,9 +576,7 @@ void scan_codes(const float* q, const Segment& segment, const Plan& plan, uint32
     for (size_t i = 0; i < m; i += kBlock) {
       const size_t b = std::min(kBlock, m - i);
       const uint32_t* idx = rows ? rows + i : nullptr;
-      if (idx)
-        for (size_t j = i + kBlock; j < std::min(m, i + 2 * kBlock); ++j)
-          for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(codes + size_t{rows[j]} * bytes + off);
+      if (idx && i + kBlock < m) prefetch_listed(codes, bytes, rows + i + kBlock, std::min(kBlock, m - i - kBlock));
       dot_codes(q, a, idx ? codes : codes + (size_t{first} + i) * bytes, idx, b, s);
       if (a.metric == Metric::l2)
         for (size_t j = 0; j < b; ++j) s.scores[j] = 2 * s.scores[j] - a.sqnorms[idx ? idx[j] : first + i + j];

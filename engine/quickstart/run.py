@@ -73,7 +73,6 @@ def serve(ranker, requests: list[dict], k: int, *, explore: bool | None, threads
     return shown, timings
 
 
-
 def _remove_earlier_logs(folder: str) -> None:
     """An earlier run's impression files in ``folder`` (the logger's names only):
     training reads every file there, and the same request ids would come back
@@ -83,6 +82,7 @@ def _remove_earlier_logs(folder: str) -> None:
     for name in os.listdir(folder):
         if name.startswith("impressions-") and name.endswith((".arrow", ".arrow.partial")):
             os.remove(os.path.join(folder, name))
+
 
 def run(config: QuickstartConfig, echo=print) -> dict:
     from engine.bundle import build_bundle
