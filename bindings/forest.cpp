@@ -155,7 +155,10 @@ void bind_forest(py::module_& m) {
       .def_property_readonly("n_leaves", &Forest::n_leaves)
       .def_property_readonly("max_depth", &Forest::max_depth)
       // Whether the binned walk (cpp/trees/binned.hpp) can evaluate it.
-      .def_property_readonly("binned", [](const Forest& f) { return f.binned().usable; });
+      .def_property_readonly("binned", [](const Forest& f) { return f.binned().usable; })
+      // Distinct splits a block compares once for every tree holding them
+      // (binned.hpp's split_pairs); 0 when each tree compares its own.
+      .def_property_readonly("binned_shared_splits", [](const Forest& f) { return f.binned().split_pairs.size(); });
   m.def("forest_levels", [] {
     std::vector<std::string> names;
     for (const auto* k : trees::runnable_eval()) names.emplace_back(k->name);

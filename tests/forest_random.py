@@ -10,7 +10,7 @@ from engine.forest.ir import CAT_INT_CAST, CATEGORICAL, DEFAULT_LEFT, ZERO_IS_MI
 
 
 def random_tree(rng: np.random.Generator, n_features: int, max_depth: int, categorical: bool,
-                zero_missing: bool, width: int):
+                zero_missing: bool, width: int, few_thresholds: bool = False):
     """One tree as (feature, threshold, left, right, flags, cat words per node, leaf values);
     nodes are numbered in creation order, so children follow their parent."""
     feature, threshold, left, right, flags, cats, values = [], [], [], [], [], [], []
@@ -29,7 +29,8 @@ def random_tree(rng: np.random.Generator, n_features: int, max_depth: int, categ
             f |= CATEGORICAL | (CAT_INT_CAST if rng.random() < 0.5 else 0)
             cats[i] = rng.integers(0, 2**32, int(rng.integers(1, 3)), dtype=np.uint64).astype(np.uint32)
         else:
-            threshold[i] = np.float32(rng.choice([0.0, rng.normal(0, 1), rng.integers(-3, 4)]))
+            threshold[i] = np.float32(rng.integers(-3, 4) if few_thresholds
+                                      else rng.choice([0.0, rng.normal(0, 1), rng.integers(-3, 4)]))
         if zero_missing and rng.random() < 0.3:
             f |= ZERO_IS_MISSING
         flags[i] = f
@@ -44,7 +45,9 @@ def random_tree(rng: np.random.Generator, n_features: int, max_depth: int, categ
 def random_head(seed: int, n_trees: int = 40, n_features: int = 12, max_depth: int = 7, *,
                 categorical: bool = True, zero_missing: bool = True, n_outputs: int = 1,
                 vector_leaves: bool = False, transform: str = "identity", accumulate: str = "f64",
-                name: str = "score") -> HeadIR:
+                name: str = "score", few_thresholds: bool = False) -> HeadIR:
+    """few_thresholds: integer thresholds only, so that trees repeat each other's splits as
+    histogram-trained models do (7 per feature, against a new one per split otherwise)."""
     rng = np.random.default_rng(seed)
     width = n_outputs if vector_leaves else 1
     cols = {k: [] for k in ("feature", "threshold", "left", "right", "flags", "leaf_value")}
@@ -52,7 +55,7 @@ def random_head(seed: int, n_trees: int = 40, n_features: int = 12, max_depth: i
     for _ in range(n_trees):
         depth = int(rng.integers(0, max_depth + 1))
         feature, threshold, left, right, flags, cats, values = random_tree(
-            rng, n_features, depth, categorical, zero_missing, width)
+            rng, n_features, depth, categorical, zero_missing, width, few_thresholds)
         for c, v in zip(("feature", "threshold", "left", "right", "flags"), (feature, threshold, left, right, flags)):
             cols[c].extend(v)
         cols["leaf_value"].extend(np.concatenate(values))

@@ -50,6 +50,9 @@ KINDS = {
     # Up to 8 levels and more than 64 leaves: the top 6 in tables, the bottom 2 by slot.
     "binned deep f32": dict(categorical=False, zero_missing=False, accumulate="f32", max_depth=8, n_trees=40),
     "binned deep zero missing": dict(categorical=False, max_depth=8, n_trees=40),
+    # Trees repeating each other's splits: a block compares each distinct one once (split_pairs).
+    "binned shared splits f32": dict(categorical=False, accumulate="f32", max_depth=6, n_trees=60, few_thresholds=True),
+    "binned shared splits f64": dict(categorical=False, max_depth=6, n_trees=60, few_thresholds=True),
 }
 # Categorical splits, vector leaves or trees of more than 8 levels and 64 leaves: the general walk only.
 GENERAL_ONLY = {"categorical", "everything", "deep", "multiclass", "vector leaves", "sigmoid"}
@@ -62,6 +65,7 @@ def test_every_level_and_batch_equals_the_reference(tmp_path, kind):
     X = random_rows(1, max(BATCHES), head.n_features)
     want = reference_predict(head, X).reshape(len(X), -1)
     assert forest._native.binned == (kind not in GENERAL_ONLY)
+    assert (forest._native.binned_shared_splits > 0) == ("shared splits" in kind)
     for level in LEVELS:
         for n in BATCHES:
             got = forest._native.predict_level(level, X[:n], True)

@@ -15,11 +15,13 @@
 // holds them all; more (heads trained on different rows, exact splits)
 // take a column per run of 254.
 //
-// A tree with at most 64 leaves then needs, per row, one 64-bit word of
-// split outcomes, computed for all its splits at once; the walk tests a bit
-// of that word per step and looks the next node up in the child tables, for
-// 8 rows per instruction; trees of 7 or 8 levels add three words for their
-// bottom two (BinnedBottom), in blocks of 64 rows. Forests this cannot
+// A tree with at most 64 leaves then needs, per row, 64 bits of split
+// outcomes. A full block of 64 rows compares each split once for all its
+// rows (a 64-bit row mask per split) and walks the 64 rows together, a byte
+// of node id each, looking each step's outcome up in byte tables of those
+// masks; fewer rows gather one row's outcomes into a word and walk 8 rows
+// per instruction. Trees of 7 or 8 levels add three words for their bottom
+// two (BinnedBottom), in blocks of 64 rows. Forests this cannot
 // express (categorical splits, vector leaves, trees with more than 64
 // leaves and more than 8 levels, over 32,000 bin columns) keep the general
 // walk (walk.hpp).
@@ -58,6 +60,8 @@ struct alignas(64) BinnedTree {
   // left and right side by side, [2 * node + went right]: a scalar walk's
   // step is then one load, not two loads and a select.
   uint8_t child[256];
+  // The split's index in BinnedForest::split_pairs (when that is not empty).
+  uint16_t pair[64];
 };
 
 // Trees with more than 64 leaves and at most 8 levels (XGBoost's depth 7
@@ -142,6 +146,10 @@ struct BinnedForest {
   std::vector<uint64_t> chunk_masks; // per tree, for chunks 1..n_chunks-1: splits reading that chunk
   BinnedComplete complete;
   std::vector<uint8_t> output_f32;   // per output: its trees sum in float
+  // The distinct splits of trees without a bottom, block_column << 8 | rank,
+  // when there are at most half as many as splits: a block's compares are
+  // then made once per distinct split, not once per tree that holds it.
+  std::vector<uint32_t> split_pairs;
 };
 
 // Empty (usable = false) when the forest has anything the binned form cannot

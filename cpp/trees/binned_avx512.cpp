@@ -3,16 +3,20 @@
 // (bit-matrix transposes):
 //
 //   rows to byte bins                        binned_bins_avx512.hpp
-//   split outcomes of each row for all of a tree's splits, a 64-bit word:
-//     W = bins[column[i]] > rank[i]          binned_outcomes_avx512.hpp
-//   8 rows (one per 64-bit lane) step together:
-//     node = W[node] ? right[node] : left[node]      vpshufbitqmb, 2 vpermi2b
-//   and the leaf's value comes from 64 values held in 8 registers.
+//   split outcomes, W = bins[column[i]] > rank[i]:
+//     full blocks: a 64-row mask per split   (one compare per distinct split
+//                                             of the forest, or per split)
+//     fewer rows: a 64-split word per row    binned_outcomes_avx512.hpp
+//   full blocks: 64 rows (one per byte) step together (walk_tree_bytes):
+//     node = W[node][row] ? right[node] : left[node]   4 vpermt2b, 2 vpermi2b
+//   fewer rows: 8 rows (one per 64-bit lane) step together (walk_groups):
+//     node = W[row][node] ? right[node] : left[node]   vpshufbitqmb, 2 vpermi2b
+//   and the leaf's value comes from 64 values held in registers.
 //
-// A tree's tables are loaded once per 64 rows; nothing in a step touches
-// memory, so the walk is bound by the permute port and not by the load
-// chains that limit the general walk (walk.hpp). Forests without a binned
-// form take that general walk.
+// A tree's tables are loaded once per visit of up to 4 blocks; nothing in a
+// step touches memory, so the walk is bound by the permute port and its
+// latency, not by the load chains that limit the general walk (walk.hpp).
+// Forests without a binned form take that general walk.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -88,19 +92,16 @@ inline void walk_tree_rows(const BinnedForest& b, size_t ti, const uint8_t* bins
   for (int g = 0; g < G; ++g) add_table_leaves<F32>(t, node[g], acc, g);
 }
 
-// One tree over a full block from its split masks (compare_splits).
+// A tree with a bottom (binned.hpp) over a full block from its split masks
+// (compare_splits): the top levels 8 rows per register, as the bottom's
+// outcomes need.
 template <bool F32>
-inline void walk_tree_block(const BinnedForest& b, size_t ti, const SplitMasks& masks, double* acc) {
+inline void walk_deep_tree_block(const BinnedForest& b, size_t ti, const SplitMasks& masks, double* acc) {
   const BinnedTreeInfo& info = b.info[ti];
   const TreeRegisters t = load_tree(b.trees[ti], F32);
   __m512i w[8], node[8];
   transpose_bits(masks.top, w);
   walk_groups<8>(t, info, w, node);
-  if (info.bottom < 0) {
-#pragma GCC unroll 8
-    for (int g = 0; g < 8; ++g) add_table_leaves<F32>(t, node[g], acc, g);
-    return;
-  }
   const BinnedBottom& bb = b.bottoms[size_t(info.bottom)];
   __m512i bottom[3][8];
   for (int k = 0; k < 3; ++k) transpose_bits(masks.bottom[k], bottom[k]);
@@ -109,6 +110,88 @@ inline void walk_tree_block(const BinnedForest& b, size_t ti, const SplitMasks& 
     const __m512i leaf = bottom_leaves(node[g], bottom[0][g], bottom[1][g], bottom[2][g]);
     if constexpr (F32) add_leaves(_mm512_i64gather_ps(leaf, bb.values.f32, 4), acc, g);
     else add_leaves(_mm512_i64gather_pd(leaf, bb.values.f64, 8), acc, g);
+  }
+}
+
+// Full blocks of rows walked together, each tree over all of them before
+// the next, so that a tree's tables are fetched once per kBlocksPerVisit
+// blocks (a 1,000-tree depth-8 forest holds 4.7 MB of them). In-process A/B,
+// ns per row-tree at batch 4096, 1 -> 4 blocks: XGBoost depth 8, 1,000 trees
+// 5.47 -> 5.16, 500 trees 6.27 -> 5.90; LightGBM unchanged (+-1 %).
+constexpr size_t kBlocksPerVisit = 4;
+
+// A tree over whole blocks with 64 rows to a register, a row's node id a
+// byte: its split's outcome is bit (row % 8) of byte table row / 8 of its
+// block's masks (byte_tables), looked up by node id, two tables per 16
+// rows; its leaf value is 8 (or 4, for floats) byte planes looked up by
+// leaf and put back together by byte_words. Per step and 64 rows that is
+// 4 table lookups, 3 blends, a bit test and the two child lookups, against
+// 8 x 4 operations for the 8-rows-per-register walk (walk_groups). In
+// process, the pipeline benchmark's heads (1,000 LightGBM trees of 63
+// leaves, 448 rows): 2.43 -> 1.70 ns per row-tree; the masks gathered from
+// the distinct splits' (7,046 for 62,000 splits) a further 1.70 -> 1.64.
+// Chaining the 4 lookups as masked permutes (no blends), one child lookup
+// from a doubled node id, stopping once every row is at a leaf and 8 blocks
+// per visit were all slower.
+template <bool F32>
+inline void walk_tree_bytes(const BinnedForest& b, size_t ti, const __m512i (*words)[8], size_t blocks,
+                            double* const* columns) {
+  const BinnedTreeInfo& info = b.info[ti];
+  const BinnedTree& tree = b.trees[ti];
+  alignas(64) static const auto lanes = [] {
+    struct { uint8_t octet[64], bit[64]; } c;
+    for (int p = 0; p < 64; ++p) {
+      c.octet[p] = uint8_t(((p >> 3) & 1) << 6);  // second table of the pair: rows 8..15 of each 16
+      c.bit[p] = uint8_t(1u << (p & 7));
+    }
+    return c;
+  }();
+  const __m512i octet = _mm512_load_si512(lanes.octet), bit = _mm512_load_si512(lanes.bit);
+  const __m512i low6 = _mm512_set1_epi8(63);
+  const __m512i left0 = _mm512_load_si512(tree.left), left1 = _mm512_load_si512(tree.left + 64);
+  const __m512i right0 = _mm512_load_si512(tree.right), right1 = _mm512_load_si512(tree.right + 64);
+  __m512i tables[kBlocksPerVisit][8], node[kBlocksPerVisit];
+  for (size_t k = 0; k < blocks; ++k) {
+    byte_tables(words[k], tables[k]);
+    node[k] = _mm512_set1_epi8(char(info.root));
+  }
+  for (uint32_t s = 0; s < info.depth; ++s) {
+    for (size_t k = 0; k < blocks; ++k) {
+      const __m512i* t = tables[k];
+      const __m512i idx = _mm512_ternarylogic_epi32(node[k], low6, octet, 0xEA);  // (node & 63) | octet
+      const __m512i g0 = _mm512_permutex2var_epi8(t[0], idx, t[1]);
+      const __m512i g1 = _mm512_permutex2var_epi8(t[2], idx, t[3]);
+      const __m512i g2 = _mm512_permutex2var_epi8(t[4], idx, t[5]);
+      const __m512i g3 = _mm512_permutex2var_epi8(t[6], idx, t[7]);
+      const __m512i lo = _mm512_mask_mov_epi8(g0, 0x00000000FFFF0000ull, g1);
+      const __m512i hi = _mm512_mask_mov_epi8(g2, 0xFFFF000000000000ull, g3);
+      const __mmask64 right = _mm512_test_epi8_mask(_mm512_mask_mov_epi8(lo, 0xFFFFFFFF00000000ull, hi), bit);
+      node[k] = _mm512_mask_mov_epi8(_mm512_permutex2var_epi8(left0, node[k], left1), right,
+                                     _mm512_permutex2var_epi8(right0, node[k], right1));
+    }
+  }
+  // Leaf values as byte planes (planes[k] byte j: byte k of leaf j's value).
+  __m512i values[8], planes[8];
+  if constexpr (F32) {
+    for (int i = 0; i < 4; ++i) {
+      const __m512i v = _mm512_load_si512(tree.values.f32 + 16 * i);
+      values[2 * i] = _mm512_cvtepu32_epi64(_mm512_castsi512_si256(v));
+      values[2 * i + 1] = _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(v, 1));
+    }
+  } else {
+    for (int i = 0; i < 8; ++i) values[i] = _mm512_load_si512(tree.values.f64 + 8 * i);
+  }
+  byte_tables(values, planes);
+  constexpr int n_planes = F32 ? 4 : 8;
+  for (size_t k = 0; k < blocks; ++k) {
+    __m512i p[8], v[8];
+    for (int i = 0; i < 8; ++i)
+      p[i] = i < n_planes ? _mm512_permutexvar_epi8(node[k], planes[i]) : _mm512_setzero_si512();
+    byte_words(p, v);  // v[a] lane j: row 8a + j's leaf value
+    for (int a = 0; a < 8; ++a) {
+      if constexpr (F32) add_leaves(_mm256_castsi256_ps(_mm512_cvtepi64_epi32(v[a])), columns[k], a);
+      else add_leaves(_mm512_castsi512_pd(v[a]), columns[k], a);
+    }
   }
 }
 
@@ -276,17 +359,12 @@ void columns_to_sums(const BinnedForest& b, const double* columns, size_t rows, 
   }
 }
 
-// Full blocks of rows walked together, each tree over all of them before
-// the next, so that a tree's tables are fetched once per kBlocksPerVisit
-// blocks (a 1,000-tree depth-8 forest holds 4.7 MB of them). In-process A/B,
-// ns per row-tree at batch 4096, 1 -> 4 blocks: XGBoost depth 8, 1,000 trees
-// 5.47 -> 5.16, 500 trees 6.27 -> 5.90; LightGBM unchanged (+-1 %).
-constexpr size_t kBlocksPerVisit = 4;
 
 struct BlockBuffers {  // per thread, reused across calls
   std::vector<float, Aligned64<float>> values;  // one block, column-major
   std::vector<uint8_t, Aligned64<uint8_t>> bins;  // kBlocksPerVisit blocks of bins
   std::vector<double> columns;                   // per block, n_out x kBlockRows sums
+  std::vector<uint64_t> pair_masks;              // per block, BinnedForest::split_pairs' row masks
 };
 
 // Rows [0, blocks * kBlockRows) of X, in full blocks.
@@ -308,17 +386,57 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
     next.n_rows = std::min(blocks * kBlockRows, rows_after);
     next.per_tree = (next.n_rows * ((next.row_bytes + 63) / 64) + te - tb - 1) / (te - tb);
   }
+  // Every distinct split's rows once per block, when the trees walked hold
+  // each twice or more on average (a first phase's few trees may not).
+  size_t n_splits = 0;
+  for (size_t ti = tb; ti < te; ++ti) n_splits += b.info[ti].n_splits;
+  const bool by_pairs = !b.split_pairs.empty() && 2 * b.split_pairs.size() <= n_splits;
+  if (by_pairs) {
+    const size_t np = b.split_pairs.size();
+    for (size_t k = 0; k < blocks; ++k) {
+      const uint8_t* columns = buf.bins.data() + k * block_bytes;
+      uint64_t* out = buf.pair_masks.data() + k * np;
+      for (size_t p = 0; p < np; ++p) {
+        const uint32_t code = b.split_pairs[p];
+        out[p] = _cvtmask64_u64(_mm512_cmplt_epu8_mask(_mm512_set1_epi8(char(code & 255)),
+                                                       _mm512_load_si512(columns + 64 * size_t(code >> 8))));
+      }
+    }
+  }
   SplitMasks masks[kBlocksPerVisit] = {};  // bits no split sets are read but never matter
   for (size_t ti = tb; ti < te; ++ti) {
     next.step();
     const BinnedTreeInfo& info = b.info[ti];
     const BinnedBottom* bottom = info.bottom < 0 ? nullptr : &b.bottoms[size_t(info.bottom)];
+    if (!bottom) {
+      double* columns[kBlocksPerVisit];
+      __m512i words[kBlocksPerVisit][8];  // the split masks, 8 to a register
+      if (!by_pairs) {
+        for (size_t k = 0; k < blocks; ++k)
+          compare_splits(b.trees[ti], info, nullptr, buf.bins.data() + k * block_bytes, masks[k]);
+      }
+      for (size_t k = 0; k < blocks; ++k) {
+        columns[k] = buf.columns.data() + (k * n_out + info.output) * kBlockRows;
+        if (!by_pairs) {
+          for (int a = 0; a < 8; ++a) words[k][a] = _mm512_load_si512(masks[k].top + 8 * a);
+          continue;
+        }
+        const long long* pair_masks = reinterpret_cast<const long long*>(buf.pair_masks.data() + k * b.split_pairs.size());
+        for (int a = 0; a < 8; ++a) {
+          const __m128i pairs = _mm_load_si128(reinterpret_cast<const __m128i*>(b.trees[ti].pair + 8 * a));
+          words[k][a] = _mm512_i32gather_epi64(_mm256_cvtepu16_epi32(pairs), pair_masks, 8);
+        }
+      }
+      if (info.f32) walk_tree_bytes<true>(b, ti, words, blocks, columns);
+      else walk_tree_bytes<false>(b, ti, words, blocks, columns);
+      continue;
+    }
     for (size_t k = 0; k < blocks; ++k)
       compare_splits(b.trees[ti], info, bottom, buf.bins.data() + k * block_bytes, masks[k]);
     for (size_t k = 0; k < blocks; ++k) {
       double* column = buf.columns.data() + (k * n_out + info.output) * kBlockRows;
-      if (info.f32) walk_tree_block<true>(b, ti, masks[k], column);
-      else walk_tree_block<false>(b, ti, masks[k], column);
+      if (info.f32) walk_deep_tree_block<true>(b, ti, masks[k], column);
+      else walk_deep_tree_block<false>(b, ti, masks[k], column);
     }
   }
   for (size_t k = 0; k < blocks; ++k)
@@ -334,6 +452,7 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
   buf.values.resize(size_t(f.n_features()) * kBlockRows);
   buf.bins.resize(kBlocksPerVisit * 2 * kBlockRows * b.row_bytes);
   buf.columns.resize(kBlocksPerVisit * n_out * kBlockRows);
+  buf.pair_masks.resize(kBlocksPerVisit * b.split_pairs.size());
   size_t r0 = 0;
   for (size_t blocks; (blocks = std::min(kBlocksPerVisit, (n - r0) / kBlockRows)) > 0; r0 += blocks * kBlockRows) {
     const size_t rows = blocks * kBlockRows;

@@ -90,15 +90,9 @@ inline __m512i transpose_bytes(__m512i x, bool reverse) {
   return _mm512_permutexvar_epi8(_mm512_load_si512(reverse ? index.reversed : index.plain), x);
 }
 
-// The 64 x 64 bit transpose: in[i] bit r (split i, row r) becomes out lane r
-// of register r / 8, bit i: bytes transposed within 8 x 8 blocks, bits within
-// each byte block (GF2P8AFFINEQB with the identity as data), then the blocks.
-inline void transpose_bits(const uint64_t* in, __m512i* out) {
-  const __m512i identity = _mm512_set1_epi64(0x8040201008040201);
-  __m512i v[8];
-  for (int a = 0; a < 8; ++a)  // v[a] lane b byte j: rows 8b + j, splits 8a .. 8a + 7
-    v[a] = _mm512_gf2p8affine_epi64_epi8(identity, transpose_bytes(_mm512_load_si512(in + 8 * a), true), 0);
-  // 8 x 8 transpose of the 64-bit lanes across the registers: t[b] lane a = v[a] lane b.
+// out[b] lane a = v[a] lane b: the 8 x 8 transpose of 64-bit lanes across
+// registers.
+inline void transpose_qwords(const __m512i* v, __m512i* out) {
   __m512i s[8], t[8];
   for (int a = 0; a < 8; a += 2) {
     s[a] = _mm512_unpacklo_epi64(v[a], v[a + 1]);
@@ -110,10 +104,36 @@ inline void transpose_bits(const uint64_t* in, __m512i* out) {
       t[a + k + 2] = _mm512_shuffle_i64x2(s[a + k], s[a + k + 2], 0xdd);
     }
   for (int k = 0; k < 4; ++k) {
-    s[k] = _mm512_shuffle_i64x2(t[k], t[k + 4], 0x88);
-    s[k + 4] = _mm512_shuffle_i64x2(t[k], t[k + 4], 0xdd);
+    out[k] = _mm512_shuffle_i64x2(t[k], t[k + 4], 0x88);
+    out[k + 4] = _mm512_shuffle_i64x2(t[k], t[k + 4], 0xdd);
   }
+}
+
+// The 64 x 64 bit transpose: in[i] bit r (split i, row r) becomes out lane r
+// of register r / 8, bit i: bytes transposed within 8 x 8 blocks, bits within
+// each byte block (GF2P8AFFINEQB with the identity as data), then the blocks.
+inline void transpose_bits(const uint64_t* in, __m512i* out) {
+  const __m512i identity = _mm512_set1_epi64(0x8040201008040201);
+  __m512i v[8], s[8];
+  for (int a = 0; a < 8; ++a)  // v[a] lane b byte j: rows 8b + j, splits 8a .. 8a + 7
+    v[a] = _mm512_gf2p8affine_epi64_epi8(identity, transpose_bytes(_mm512_load_si512(in + 8 * a), true), 0);
+  transpose_qwords(v, s);  // s[b] lane a = v[a] lane b
   for (int b = 0; b < 8; ++b) out[b] = transpose_bytes(s[b], false);
+}
+
+// 64 words (w[a] lane j: word 8a + j) as 8 byte tables: out[b] byte i =
+// byte b of word i. Split masks become per-row-octet lookup tables (byte
+// b: rows 8b .. 8b + 7), leaf values byte planes.
+inline void byte_tables(const __m512i* w, __m512i* out) {
+  __m512i v[8];
+  for (int a = 0; a < 8; ++a) v[a] = transpose_bytes(w[a], false);  // v[a] lane b byte j: byte b of word 8a + j
+  transpose_qwords(v, out);
+}
+
+// The inverse: out[a] lane j byte k = planes[k] byte 8a + j.
+inline void byte_words(const __m512i* planes, __m512i* out) {
+  transpose_qwords(planes, out);
+  for (int a = 0; a < 8; ++a) out[a] = transpose_bytes(out[a], false);
 }
 
 // Split outcomes of rows [0, 8G) from row-major bins (one gather per row).
