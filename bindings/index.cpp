@@ -202,25 +202,6 @@ void bind_index(py::module_& m) {
              return out;
            },
            "Each segment's metadata and arrays (zero-copy views) as save() writes them.")
-      .def("derived",
-           [](const Index& self) {
-             // Per segment, the code copies built at load and held privately
-             // (row order; each posting-ordered column's).
-             py::list out;
-             const auto snap = self.snapshot();
-             for (const auto& v : snap->segments) {
-               py::list columns;
-               size_t bytes = v.segment->row_codes().size();
-               for (size_t c = 0; c < v.segment->arrays().n_columns; ++c)
-                 if (!v.segment->posting_codes(c).empty()) {
-                   columns.append(snap->columns[c]);
-                   bytes += v.segment->posting_codes(c).size();
-                 }
-               out.append(py::dict(py::arg("bytes") = bytes, py::arg("posting_code_columns") = columns));
-             }
-             return out;
-           },
-           "Per segment, the bytes of code copies derived at load and the posting-ordered columns.")
       .def("restore",
            [](Index& self, std::vector<std::string> columns, py::list segments) {
              std::vector<SegmentView> views;

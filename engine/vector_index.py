@@ -88,23 +88,18 @@ class VectorIndex:
         )
 
     def stats(self) -> dict[str, Any]:
-        """Segments with their rows, IVF lists and calibrated nprobe, and bytes held: ``bytes``
-        the index's arrays (what `save` writes, mapped when loaded), ``derived_bytes`` the
-        copies of the compact codes built at load in row order and, for ``posting_code_columns``,
-        in that column's value order (private memory of each process)."""
+        """Segments with their rows, IVF lists and calibrated nprobe, and bytes held."""
         segments = []
-        total = derived_total = 0
-        for seg, derived in zip(self._native.segments(), self._native.derived()):
+        total = 0
+        for seg in self._native.segments():
             meta, arrays = seg["meta"], seg["arrays"]
             nbytes = sum(a.nbytes for a in arrays.values())
             total += nbytes
-            derived_total += derived["bytes"]
             segments.append({
                 "rows": meta["rows"], "live": meta["live"], "nlist": meta["nlist"],
                 "default_nprobe": meta["default_nprobe"], "bytes": nbytes,
-                "derived_bytes": derived["bytes"], "posting_code_columns": derived["posting_code_columns"],
             })
-        return {"rows": len(self), "segments": segments, "bytes": total, "derived_bytes": derived_total}
+        return {"rows": len(self), "segments": segments, "bytes": total}
 
     # -- writes -----------------------------------------------------------
     def add(self, ids: Any, vectors: Any, attributes: Any = None, *, threads: int = 1) -> None:

@@ -1,7 +1,7 @@
 """Exact plans over many rows of an f16 / i8 index nominate candidates from the
-row-order codes (or a column's value-ordered copy) and re-score them in f32
-(ann/search.cpp, scan_codes): every result matches the filter, carries its
-exact score, and the top k is the exact one but for near ties."""
+row-order codes and re-score them in f32 (ann/search.cpp, scan_codes): every
+result matches the filter, carries its exact score, and the top k is the exact
+one but for near ties."""
 
 import numpy as np
 import pytest
@@ -58,18 +58,6 @@ def test_code_scans_return_the_exact_top_k(world, storage, metric, k, filt):
     want = (np.einsum("qkd,qd->qk", v, q) if metric == "ip"
             else ((v - q[:, None, :]) ** 2).sum(-1))
     np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize("storage", ["i8", "f16"])
-def test_scattered_columns_get_codes_in_their_value_order(world, storage):
-    """A category's rows are scattered over the catalogue: its column gets a copy of the codes in
-    value order, which {"category_id": [3, 7]} above scans as two contiguous runs. Not the cluster
-    column (its rows are contiguous already), nor a flag (one value holds most rows)."""
-    stats = _index(world, storage, "ip").stats()
-    (segment,) = stats["segments"]
-    assert segment["posting_code_columns"] == ["category_id"]
-    per_row = 24 * (1 if storage == "i8" else 2)
-    assert segment["derived_bytes"] == stats["derived_bytes"] == 2 * N * per_row  # row order + category order
 
 
 def test_exact_request_on_a_code_index_is_exact(world):

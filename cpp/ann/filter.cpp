@@ -151,11 +151,6 @@ Plan make_plan(const SegmentView& view, const FilterSpec& filter, size_t k, uint
   } else {
     const Condition& c = filter.conditions[size_t(driving_condition)];
     const bool contiguous = int32_t(c.column) == a.cluster_column;
-    if (codes_scan && !contiguous && n_checks == 1 && !seg.posting_codes(c.column).empty()) {
-      plan.posting_column = int32_t(c.column);
-      plan.posting_ranges = seg.postings(c);
-      return plan;
-    }
     for (auto [b, e] : seg.postings(c)) {
       if (contiguous) {
         const uint32_t r0 = a.post_rows[b];

@@ -64,11 +64,6 @@ struct Plan {
   bool all_rows = false;
   std::vector<std::pair<uint32_t, uint32_t>> ranges;
   std::vector<uint32_t> rows;
-  // Or, for a code scan of one condition on a column with posting-ordered
-  // codes (Segment::posting_codes): that column and the condition's ranges
-  // of post_rows, each contiguous in those codes.
-  int32_t posting_column = -1;
-  std::vector<std::pair<size_t, size_t>> posting_ranges;
   // Conditions still to check per row (in the IVF walk: all of them).
   std::vector<const Condition*> checks;
   std::vector<uint64_t> allow_bits;  // allow-list as a bitset: by row (exact), by position (walk)

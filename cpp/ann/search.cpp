@@ -572,19 +572,6 @@ void scan_codes(const float* q, const Segment& segment, const Plan& plan, uint32
   s.approx.reset(plan.rerank);
   s.scores.resize(kBlock);
   s.int_scores.resize(kBlock);
-  if (plan.posting_column >= 0) {  // contiguous codes, rows from post_rows
-    const size_t base = size_t(plan.posting_column) * a.rows();
-    const uint8_t* ordered = segment.posting_codes(size_t(plan.posting_column)).data();
-    for (auto [b, e] : plan.posting_ranges)
-      for (size_t i = b; i < e; i += kBlock) {
-        const size_t m = std::min(kBlock, e - i);
-        const uint32_t* rows = a.post_rows.data() + i;
-        dot_codes(q, a, ordered + (i - base) * bytes, nullptr, m, s);
-        if (a.metric == Metric::l2)
-          for (size_t j = 0; j < m; ++j) s.scores[j] = 2 * s.scores[j] - a.sqnorms[rows[j]];
-        offer(s.scores.data(), rows, 0, m, seg, s.approx);
-      }
-  } else {
   visit_exact(a, plan, s, [&](const uint32_t* rows, uint32_t first, size_t m) {
     for (size_t i = 0; i < m; i += kBlock) {
       const size_t b = std::min(kBlock, m - i);
@@ -596,7 +583,6 @@ void scan_codes(const float* q, const Segment& segment, const Plan& plan, uint32
       offer(s.scores.data(), idx, idx ? 0 : uint32_t(first + i), b, seg, s.approx);
     }
   });
-  }
   s.rerank_rows.clear();
   for (const Hit& h : s.approx.best()) s.rerank_rows.push_back(h.row);
   rescore(q, a, seg, top, s);

@@ -123,7 +123,6 @@ Segment::Segment(SegmentArrays arrays) : a_(std::move(arrays)) {
   // Rows per value by value, for columns whose values are dense enough
   // (ids of merchants, categories, flags): counting a filter's rows is then
   // one lookup per requested value instead of a pass over the column's values.
-  posting_codes_.resize(a_.n_columns);
   value_rows_.resize(a_.n_columns);
   value_min_.assign(a_.n_columns, 0);
   for (size_t c = 0; c < a_.n_columns; ++c) {
@@ -148,19 +147,6 @@ Segment::Segment(SegmentArrays arrays) : a_(std::move(arrays)) {
       row_codes_.resize(a_.rows() * bytes);
       for (size_t p = 0; p < a_.rows(); ++p)
         std::memcpy(row_codes_.data() + size_t{a_.list_rows[p]} * bytes, a_.codes.data() + p * bytes, bytes);
-      const size_t n = a_.rows();
-      for (size_t c = 0; c < a_.n_columns; ++c) {
-        if (int32_t(c) == a_.cluster_column) continue;
-        size_t largest = 0;
-        for (size_t g = a_.post_col[c]; g < a_.post_col[c + 1]; ++g)
-          largest = std::max<size_t>(largest, a_.post_offsets[g + c + 1] - a_.post_offsets[g + c]);
-        if (largest < kPostingCodesMin || 2 * largest > n) continue;
-        auto& out = posting_codes_[c];
-        out.resize(n * bytes);
-        const uint32_t* rows = a_.post_rows.data() + c * n;
-        for (size_t i = 0; i < n; ++i)
-          std::memcpy(out.data() + i * bytes, row_codes_.data() + size_t{rows[i]} * bytes, bytes);
-      }
     }
   }
 }

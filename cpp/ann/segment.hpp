@@ -51,10 +51,6 @@ struct SegmentArrays {
 
 struct Condition;
 
-// Rows of one value a posting-ordered code copy is worth keeping for (an
-// exact code scan needs about this many: filter.cpp's kCodesScanMin).
-constexpr size_t kPostingCodesMin = 2048;
-
 class Segment {
  public:
   // Takes ownership of validated arrays; throws FormatError naming the array
@@ -91,16 +87,6 @@ class Segment {
   // of many rows nominates its candidates from them, reading a quarter (i8)
   // of the f32 bytes, and re-scores only the best in f32. Empty otherwise.
   const std::vector<uint8_t, HugePageAllocator<uint8_t>>& row_codes() const { return row_codes_; }
-  // The row-order codes once more in column c's postings order (post_rows:
-  // value by value), for a column other than the cluster column whose
-  // largest value has at least kPostingCodesMin rows but not most of them
-  // (a category, not a flag): an exact code scan of one value's rows then
-  // reads contiguous memory instead of a cache line here and there (1M x 64
-  // i8, one query: a 27,000-row category 199 -> 139 us, 4,000 rows 91 ->
-  // 65 us). n x dim bytes (i8) each. Empty for other columns.
-  const std::vector<uint8_t, HugePageAllocator<uint8_t>>& posting_codes(size_t column) const {
-    return posting_codes_[column];
-  }
 
  private:
   explicit Segment(SegmentArrays arrays);
@@ -110,7 +96,6 @@ class Segment {
   std::vector<uint32_t> row_to_pos_;
   std::vector<int32_t> list_attrs32_;
   std::vector<uint8_t, HugePageAllocator<uint8_t>> row_codes_;
-  std::vector<std::vector<uint8_t, HugePageAllocator<uint8_t>>> posting_codes_;  // per column
   std::vector<std::vector<uint32_t>> value_rows_;  // per column: rows of value_min_ + i, or empty
   std::vector<int64_t> value_min_;
 };
