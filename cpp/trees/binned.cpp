@@ -217,24 +217,21 @@ BinnedForest bin_forest(const Forest& f) {
       }
     }
   }
+  // The distinct splits of the trees without a bottom (binned.hpp's split_pairs).
+  const auto pair_code = [](const BinnedTree& bt, uint32_t i) { return uint32_t(bt.block_column[i]) << 8 | bt.rank[i]; };
   std::vector<uint32_t> pairs;
-  size_t n_splits = 0;
-  for (size_t ti = 0; ti < f.n_trees(); ++ti) {
-    if (b.info[ti].bottom >= 0) continue;
-    const BinnedTree& bt = b.trees[ti];
-    for (uint32_t i = 0; i < b.info[ti].n_splits; ++i) pairs.push_back(uint32_t(bt.block_column[i]) << 8 | bt.rank[i]);
-    n_splits += b.info[ti].n_splits;
-  }
+  for (size_t ti = 0; ti < f.n_trees(); ++ti)
+    if (b.info[ti].bottom < 0)
+      for (uint32_t i = 0; i < b.info[ti].n_splits; ++i) pairs.push_back(pair_code(b.trees[ti], i));
+  const size_t n_splits = pairs.size();
   std::sort(pairs.begin(), pairs.end());
   pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
   if (!pairs.empty() && 2 * pairs.size() <= n_splits && pairs.size() <= 65536) {
-    for (size_t ti = 0; ti < f.n_trees(); ++ti) {
-      if (b.info[ti].bottom >= 0) continue;
-      BinnedTree& bt = b.trees[ti];
-      for (uint32_t i = 0; i < b.info[ti].n_splits; ++i)
-        bt.pair[i] = uint16_t(std::lower_bound(pairs.begin(), pairs.end(), uint32_t(bt.block_column[i]) << 8 | bt.rank[i]) -
-                              pairs.begin());
-    }
+    for (size_t ti = 0; ti < f.n_trees(); ++ti)
+      if (b.info[ti].bottom < 0)
+        for (uint32_t i = 0; i < b.info[ti].n_splits; ++i)
+          b.trees[ti].pair[i] = uint16_t(std::lower_bound(pairs.begin(), pairs.end(), pair_code(b.trees[ti], i)) -
+                                         pairs.begin());
     b.split_pairs = std::move(pairs);
   }
   b.usable = true;

@@ -7,15 +7,15 @@
 //     full blocks: a 64-row mask per split   (one compare per distinct split
 //                                             of the forest, or per split)
 //     fewer rows: a 64-split word per row    binned_outcomes_avx512.hpp
-//   full blocks: 64 rows (one per byte) step together (walk_tree_bytes):
+//   full blocks: 64 rows (one per byte) step together (walk_chains):
 //     node = W[node][row] ? right[node] : left[node]   4 vpermt2b, 2 vpermi2b
 //   fewer rows: 8 rows (one per 64-bit lane) step together (walk_groups):
 //     node = W[row][node] ? right[node] : left[node]   vpshufbitqmb, 2 vpermi2b
 //   and the leaf's value comes from 64 values held in registers.
 //
-// A tree's tables are loaded once per visit of up to 4 blocks; nothing in a
-// step touches memory, so the walk is bound by the permute port and its
-// latency, not by the load chains that limit the general walk (walk.hpp).
+// A tree's tables are fetched once per visit of up to 4 blocks and a step
+// reads only registers and L1, so the walk is bound by the permute port and
+// its latency, not by the load chains that limit the general walk (walk.hpp).
 // Forests without a binned form take that general walk.
 #include <immintrin.h>
 
@@ -374,7 +374,6 @@ void columns_to_sums(const BinnedForest& b, const double* columns, size_t rows, 
   }
 }
 
-
 struct BlockBuffers {  // per thread, reused across calls
   std::vector<float, Aligned64<float>> values;  // one block, column-major
   std::vector<uint8_t, Aligned64<uint8_t>> bins;  // kBlocksPerVisit blocks of bins
@@ -453,10 +452,8 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
         }
       if (info.f32) walk_chains<true>(b, chains, words, n);
       else walk_chains<false>(b, chains, words, n);
-      for (; n_trees > 1; --n_trees) {
-        ++ti;
-        next.step();
-      }
+      for (size_t t = 1; t < n_trees; ++t) next.step();
+      ti += n_trees - 1;
       continue;
     }
     for (size_t k = 0; k < blocks; ++k)
