@@ -28,6 +28,22 @@ def test_ties_keep_candidate_order_and_short_lists_are_short():
     assert rerank(np.empty(0), k=3)[0].tolist() == []
 
 
+@pytest.mark.parametrize("kw", [{}, {"temperature": 0.3, "explore_window": 40, "propensity_samples": 50},
+                                {"temperature": 0.3, "explore_window": 8, "propensity_samples": 50}])
+def test_selecting_the_shown_items_equals_sorting_every_candidate(kw):
+    # Without keys only the best k (or the window) are ordered; distinct keys
+    # take the full sort and mean the same policy, so both must agree exactly.
+    rng = np.random.default_rng(4)
+    v = rng.integers(0, 40, 500).astype(np.float32) / 40  # many ties
+    for seed in range(5):
+        fast = rerank(v, k=20, seed=seed, **kw)
+        full = rerank(v, key=np.arange(500), k=20, seed=seed, **kw)
+        for a, b in zip(fast, full):
+            assert (a is None and b is None) or a.tolist() == b.tolist()
+    index, _, _ = rerank(v, k=20)
+    assert index.tolist() == np.argsort(-v, kind="stable")[:20].tolist()
+
+
 def test_dedupe_keeps_best_copy():
     index, _, _ = rerank([0.2, 0.9, 0.5], key=[7, 8, 7], k=5)
     assert index.tolist() == [1, 2]
