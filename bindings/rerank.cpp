@@ -50,7 +50,8 @@ py::tuple rerank(const py::handle& value, const py::handle& key, const py::handl
 }
 
 py::tuple merge_candidates(const py::list& rows, const py::list& scores, const py::list& codes,
-                           const py::handle& recent, size_t n_items) {
+                           const py::handle& recent, size_t n_items, const py::handle& vectors,
+                           const py::handle& query) {
   if (scores.size() != rows.size() || codes.size() != rows.size())
     throw py::value_error("merge_candidates: rows, scores and codes must list the same sources");
   std::vector<py::array_t<int64_t>> held_rows;
@@ -58,20 +59,38 @@ py::tuple merge_candidates(const py::list& rows, const py::list& scores, const p
   std::vector<rerank::Source> sources(rows.size());
   for (size_t s = 0; s < rows.size(); ++s) {
     held_rows.push_back(require_array<int64_t>(rows[s], "rows", 1));
-    held_scores.push_back(require_array<float>(scores[s], "scores", 1));
-    if (held_scores.back().size() != held_rows.back().size())
-      throw py::value_error("scores: source " + std::to_string(s) + " has " +
-                            std::to_string(held_scores.back().size()) + " scores for " +
-                            std::to_string(held_rows.back().size()) + " rows");
-    sources[s] = {held_rows.back().data(), held_scores.back().data(), size_t(held_rows.back().size()),
-                  codes[s].cast<int8_t>()};
+    const float* source_scores = nullptr;
+    if (!scores[s].is_none()) {
+      held_scores.push_back(require_array<float>(scores[s], "scores", 1));
+      if (held_scores.back().size() != held_rows.back().size())
+        throw py::value_error("scores: source " + std::to_string(s) + " has " +
+                              std::to_string(held_scores.back().size()) + " scores for " +
+                              std::to_string(held_rows.back().size()) + " rows");
+      source_scores = held_scores.back().data();
+    }
+    sources[s] = {held_rows.back().data(), source_scores, size_t(held_rows.back().size()), codes[s].cast<int8_t>()};
   }
   auto r = require_array<int64_t>(recent, "recent", 1);
+  rerank::Scoring scoring;
+  std::optional<py::array_t<float>> held_vectors, held_query;
+  if (!vectors.is_none() || !query.is_none()) {
+    held_vectors = require_array<float>(vectors, "vectors", 2);
+    held_query = require_array<float>(query, "query", 1);
+    if (size_t(held_vectors->shape(0)) != n_items || n_items > UINT32_MAX)
+      throw py::value_error("vectors: expected " + std::to_string(n_items) + " rows (at most 2^32), got " +
+                            std::to_string(held_vectors->shape(0)));
+    if (held_query->size() != held_vectors->shape(1))
+      throw py::value_error("query: expected " + std::to_string(held_vectors->shape(1)) + " values, got " +
+                            std::to_string(held_query->size()));
+    scoring = {held_vectors->data(), held_query->data(), size_t(held_vectors->shape(1))};
+  }
   rerank::Merged m;
   try {
     py::gil_scoped_release release;
-    m = rerank::merge_candidates(sources, r.data(), size_t(r.size()), n_items);
+    m = rerank::merge_candidates(sources, r.data(), size_t(r.size()), n_items, scoring);
   } catch (const std::out_of_range& e) {
+    throw py::value_error(e.what());
+  } catch (const std::invalid_argument& e) {
     throw py::value_error(e.what());
   }
   const auto n = py::ssize_t(m.rows.size());
@@ -83,9 +102,11 @@ py::tuple merge_candidates(const py::list& rows, const py::list& scores, const p
 
 void bind_rerank(py::module_& m) {
   m.def("merge_candidates", &merge_candidates, py::arg("rows"), py::arg("scores"), py::arg("codes"),
-        py::arg("recent"), py::arg("n_items"),
+        py::arg("recent"), py::arg("n_items"), py::arg("vectors") = py::none(), py::arg("query") = py::none(),
         "A request's candidates (cpp/rerank/merge.hpp): the sources' rows in order, each kept where it "
-        "first appears, recent rows dropped. Returns (rows int64, source code int8, score float32).");
+        "first appears, recent rows dropped. A source's scores may be None: the kept rows then score "
+        "their inner product of `vectors` (n_items x dim float32) and `query`. Returns (rows int64, "
+        "source code int8, score float32).");
   m.def(
       "rerank",
       [](const py::handle& value, const py::handle& key, const py::handle& merchant, const py::handle& category,

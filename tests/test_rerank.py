@@ -171,7 +171,7 @@ def test_merge_candidates_keeps_first_copies_in_source_order():
     assert rows.tolist() == [5, 3, 7, 8]
     assert source.dtype == np.int8 and source.tolist() == [0, 0, 1, 1]
     assert score.tolist() == [0.0, 1.0, 11.0, 13.0]  # each kept row's score from its own source
-    # The per-thread bitmap is clear again: nothing is dropped the next time.
+    # Nothing carries over between calls.
     assert _merge([[9, 1, 5, 3]])[0].tolist() == [9, 1, 5, 3]
 
 
@@ -186,6 +186,28 @@ def test_merge_candidates_refuses_rows_outside_the_catalogue():
     with pytest.raises(TypeError, match="rows: expected dtype int64"):
         _core.merge_candidates([np.arange(3, dtype=np.int32)], [np.zeros(3, np.float32)], [0],
                                np.empty(0, np.int64), 10)
+
+
+def test_merge_candidates_scores_kept_rows_from_vectors():
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((1000, 24)).astype(np.float32)
+    query = rng.standard_normal(24).astype(np.float32)
+    ann = np.array([4, 8, 15], np.int64)
+    popular = rng.permutation(1000)[:300].astype(np.int64)
+    rows, source, score = _core.merge_candidates(
+        [ann, popular], [np.full(3, 9.0, np.float32), None], [0, 1], np.array([16], np.int64), 1000,
+        vectors, query)
+    from_ann = source == 0
+    assert rows[from_ann].tolist() == ann.tolist() and (score[from_ann] == 9.0).all()
+    assert 16 not in rows.tolist()
+    exact = vectors[rows[~from_ann]].astype(np.float64) @ query.astype(np.float64)
+    np.testing.assert_allclose(score[~from_ann], exact, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="source 1: no scores"):
+        _core.merge_candidates([ann, popular], [np.zeros(3, np.float32), None], [0, 1], np.empty(0, np.int64), 1000)
+    with pytest.raises(ValueError, match="vectors: expected 1000 rows"):
+        _core.merge_candidates([ann], [None], [0], np.empty(0, np.int64), 1000, vectors[:10], query)
+    with pytest.raises(ValueError, match="query: expected 24 values"):
+        _core.merge_candidates([ann], [None], [0], np.empty(0, np.int64), 1000, vectors, query[:5])
 
 
 def test_merge_candidates_from_many_threads():

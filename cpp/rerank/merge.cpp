@@ -3,10 +3,41 @@
 #include <stdexcept>
 #include <string>
 
+#include "simd/dispatch.hpp"
+
 namespace engine::rerank {
 
+namespace {
+
+// Rows seen so far, by open addressing: a request's few hundred rows fit in
+// L1, where a bitmap of the catalogue is 125 KB at 1M items.
+class RowSet {
+ public:
+  explicit RowSet(size_t n) {
+    size_t cap = 64;
+    while (cap < 2 * n) cap <<= 1;
+    slots_.assign(cap, -1);
+    mask_ = cap - 1;
+  }
+  bool insert(int64_t row) {  // false if the row was in the set already
+    size_t at = size_t((uint64_t(row) * 0x9E3779B97F4A7C15ull) >> 32) & mask_;
+    while (slots_[at] >= 0) {
+      if (slots_[at] == row) return false;
+      at = (at + 1) & mask_;
+    }
+    slots_[at] = row;
+    return true;
+  }
+
+ private:
+  std::vector<int64_t> slots_;
+  size_t mask_ = 0;
+};
+
+}  // namespace
+
 Merged merge_candidates(const std::vector<Source>& sources, const int64_t* recent, size_t n_recent,
-                        size_t n_items) {
+                        size_t n_items, const Scoring& scoring) {
   auto check = [&](const int64_t* rows, size_t n, const std::string& what) {
     for (size_t i = 0; i < n; ++i)
       if (rows[i] < 0 || uint64_t(rows[i]) >= n_items)
@@ -17,33 +48,36 @@ Merged merge_candidates(const std::vector<Source>& sources, const int64_t* recen
   size_t total = 0;
   for (size_t s = 0; s < sources.size(); ++s) {
     check(sources[s].rows, sources[s].n, "source " + std::to_string(s));
+    if (!sources[s].scores && !(scoring.vectors && scoring.query))
+      throw std::invalid_argument("source " + std::to_string(s) + ": no scores and no vectors to compute them");
     total += sources[s].n;
   }
-  // Everything that can throw happens before the first mark.
   Merged out;
   out.rows.reserve(total);
   out.source.reserve(total);
   out.score.reserve(total);
-  thread_local std::vector<uint64_t> seen;  // all clear between calls
-  if (seen.size() < (n_items + 63) / 64) seen.assign((n_items + 63) / 64, 0);
-  auto mark = [&](int64_t row) {  // true if the row was marked already
-    uint64_t& word = seen[uint64_t(row) >> 6];
-    const uint64_t bit = uint64_t{1} << (row & 63);
-    const bool was = word & bit;
-    word |= bit;
-    return was;
-  };
-  for (size_t i = 0; i < n_recent; ++i) mark(recent[i]);
+  RowSet seen(total + n_recent);
+  for (size_t i = 0; i < n_recent; ++i) seen.insert(recent[i]);
+  std::vector<uint32_t> to_score;  // positions in out of rows whose score is computed
   for (const Source& s : sources)
     for (size_t i = 0; i < s.n; ++i)
-      if (!mark(s.rows[i])) {
+      if (seen.insert(s.rows[i])) {
+        if (!s.scores) to_score.push_back(uint32_t(out.rows.size()));
         out.rows.push_back(s.rows[i]);
         out.source.push_back(s.code);
-        out.score.push_back(s.scores[i]);
+        out.score.push_back(s.scores ? s.scores[i] : 0.0f);
       }
-  // Every marked row is recent or kept.
-  for (size_t i = 0; i < n_recent; ++i) seen[uint64_t(recent[i]) >> 6] = 0;
-  for (int64_t row : out.rows) seen[uint64_t(row) >> 6] = 0;
+  if (!to_score.empty()) {
+    // The ANN search's own kernel, so a row scores the same from any source.
+    std::vector<uint32_t> idx(to_score.size());
+    std::vector<float> dots(to_score.size());
+    for (size_t j = 0; j < idx.size(); ++j) idx[j] = uint32_t(out.rows[to_score[j]]);
+    for (uint32_t r : idx)
+      for (size_t off = 0; off < scoring.dim * sizeof(float); off += 64)
+        __builtin_prefetch(reinterpret_cast<const char*>(scoring.vectors + size_t{r} * scoring.dim) + off);
+    simd::active().dot_f32(scoring.query, scoring.vectors, idx.data(), idx.size(), scoring.dim, dots.data());
+    for (size_t j = 0; j < idx.size(); ++j) out.score[to_score[j]] = dots[j];
+  }
   return out;
 }
 

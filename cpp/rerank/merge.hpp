@@ -1,8 +1,9 @@
 // A request's candidate set: its sources' item rows in order (ANN, then
 // popularity, then new items), each row kept where it first appears, the
-// rows the shopper saw recently dropped. One pass over a per-thread bitmap
-// of the catalogue, cleared again before returning; in numpy it took about
-// twenty calls (35-45 us of a request).
+// rows the shopper saw recently dropped. One pass over a small per-thread
+// hash set (a catalogue-wide bitmap missed cache on nearly every row right
+// after the heads had run); in numpy it took about twenty calls (35-45 us
+// of a request).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -12,7 +13,9 @@ namespace engine::rerank {
 
 struct Source {
   const int64_t* rows = nullptr;
-  const float* scores = nullptr;  // the source's retrieval score per row
+  // The source's retrieval score per row; null: the inner product of the
+  // row's vector and the query, computed for the kept rows only.
+  const float* scores = nullptr;
   size_t n = 0;
   int8_t code = 0;                // recorded per kept row
 };
@@ -23,9 +26,18 @@ struct Merged {
   std::vector<float> score;
 };
 
+// Item vectors (n_items x dim, row-major) and the query their inner
+// products are taken with, for sources without scores; null when none.
+struct Scoring {
+  const float* vectors = nullptr;
+  const float* query = nullptr;
+  size_t dim = 0;
+};
+
 // Throws std::out_of_range naming the source (or "recent") of a row outside
-// [0, n_items), before anything is marked.
+// [0, n_items), and std::invalid_argument for a source without scores and no
+// Scoring, before anything is marked.
 Merged merge_candidates(const std::vector<Source>& sources, const int64_t* recent, size_t n_recent,
-                        size_t n_items);
+                        size_t n_items, const Scoring& scoring = {});
 
 }  // namespace engine::rerank

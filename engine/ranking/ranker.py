@@ -200,7 +200,7 @@ class Ranker:
     # -- helpers ------------------------------------------------------------
     def _user_vector(self, s: Serving, request: RankRequest, user_row: int, recent: np.ndarray):
         if request.user_vector is not None:
-            v = np.asarray(request.user_vector, dtype=np.float32)
+            v = np.ascontiguousarray(request.user_vector, dtype=np.float32)
             if v.shape != (s.manifest.dim,):
                 raise ValueError(f"user_vector: expected {s.manifest.dim} values, got shape {v.shape}")
             if not np.isfinite(v).all():
@@ -209,7 +209,7 @@ class Ranker:
         if self._encoder is not None and len(recent):
             v = self._encoder(recent, s.item_vectors)
             if v is not None:
-                v = np.asarray(v, dtype=np.float32)
+                v = np.ascontiguousarray(v, dtype=np.float32)
                 if v.shape != (s.manifest.dim,) or not np.isfinite(v).all():
                     raise ValueError(f"user_encoder: returned {v.shape} values or non-finite ones, "
                                      f"expected {s.manifest.dim} finite values")
@@ -270,12 +270,14 @@ def _candidates(s: Serving, settings, filters: dict, user_vector, recent: np.nda
         r = s.lists.rows(name, filters, s.attributes, n)
         parts.append(r)
         codes.append(code)
-        if user_vector is not None:
-            scores.append(s.item_vectors[r] @ user_vector)
+        if user_vector is not None:  # scored natively, for the rows kept only
+            scores.append(None)
         else:  # rank order within the list, in (0, 1]
             scores.append((1.0 - np.arange(len(r)) / max(len(r), 1)).astype(np.float32))
     # The first copy of each row (ANN before popular before new), recent items dropped.
-    return _core.merge_candidates(parts, scores, codes, recent, s.manifest.n_items)
+    if user_vector is None:
+        return _core.merge_candidates(parts, scores, codes, recent, s.manifest.n_items)
+    return _core.merge_candidates(parts, scores, codes, recent, s.manifest.n_items, s.item_vectors, user_vector)
 
 
 def _first_phase(s: Serving, settings, rows: np.ndarray, retrieval: np.ndarray, X: np.ndarray) -> np.ndarray:
