@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc
 
-from engine import _safetensors
+from engine import _core, _safetensors
 from engine.bundle.manifest import Manifest, read_manifest, verify_artefacts
 from engine.errors import BundleError, CorruptFileError
 from engine.ranking.popularity import CandidateLists
@@ -65,8 +65,7 @@ class Serving:
             raise BundleError(f"{path['items']}: expected {manifest.n_items} rows with an item_id column, "
                               f"got {items.num_rows} rows, columns {items.column_names}")
         self.item_ids = items.column("item_id").to_numpy().astype(np.uint64)
-        order = np.argsort(self.item_ids, kind="stable")
-        self._sorted_ids, self._sorted_rows = self.item_ids[order], order.astype(np.int64)
+        self._item_map = _core.IdMap(self.item_ids)
         self.item_vectors = _read_vectors(path["item_vectors"], manifest.n_items, manifest.dim)
         try:
             self.index = VectorIndex.load(path["index"], mmap=True, verify=verify)
@@ -127,29 +126,22 @@ class Serving:
             set(manifest.feature_spec.request_fields) - set(manifest.user_columns) - {"user_vector"})
         self.user_columns: dict[str, np.ndarray] = {}
         self.user_vectors = None
-        self._user_ids = self._user_rows = None
+        self._user_map = None
         if "users" in path:
             users = _read_arrow(path["users"])
-            uid = users.column("user_id").to_numpy().astype(np.uint64)
-            order = np.argsort(uid, kind="stable")
-            self._user_ids, self._user_rows = uid[order], order.astype(np.int64)
+            self._user_map = _core.IdMap(users.column("user_id").to_numpy().astype(np.uint64))
             self.user_columns = {c: users.column(c).to_numpy(zero_copy_only=False)
                                  for c in manifest.user_columns}
             if "user_vectors" in path:
                 self.user_vectors = _read_vectors(path["user_vectors"], users.num_rows, manifest.dim)
 
     def item_rows(self, ids: np.ndarray) -> np.ndarray:
-        """Rows of known item ids; unknown ones are dropped."""
-        at = np.searchsorted(self._sorted_ids, ids)
-        at = np.minimum(at, len(self._sorted_ids) - 1)
-        hit = self._sorted_ids[at] == ids
-        return self._sorted_rows[at[hit]]
+        """Rows of known item ids (uint64); unknown ones are dropped."""
+        rows = self._item_map.rows(ids)
+        return rows[rows >= 0]
 
     def user_row(self, user_id: int) -> int:
         """The user's row, or -1 for an unknown user (the cold-start path)."""
-        if self._user_ids is None or not len(self._user_ids):
+        if self._user_map is None or not 0 <= user_id < 1 << 64:
             return -1
-        i = int(np.searchsorted(self._user_ids, np.uint64(user_id)))
-        if i < len(self._user_ids) and int(self._user_ids[i]) == user_id:
-            return int(self._user_rows[i])
-        return -1
+        return self._user_map.row(user_id)

@@ -247,7 +247,7 @@ def _recent_rows(s: Serving, recent_item_ids) -> np.ndarray:
     if not recent_item_ids:
         return np.empty(0, dtype=np.int64)
     try:
-        ids = np.asarray(recent_item_ids, dtype=np.uint64)
+        ids = np.ascontiguousarray(recent_item_ids, dtype=np.uint64)
     except (OverflowError, ValueError, TypeError):
         raise ValueError("recent_item_ids: expected non-negative integer item ids") from None
     return s.item_rows(ids)  # ids the catalogue no longer has are ignored

@@ -1,0 +1,40 @@
+// engine._core.IdMap: id -> row lookups for the request path.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <memory>
+
+#include "bindings/convert.hpp"
+#include "common/id_map.hpp"
+
+namespace engine::bind {
+
+namespace py = pybind11;
+
+void bind_id_map(py::module_& m) {
+  py::class_<IdMap, std::shared_ptr<IdMap>>(
+      m, "IdMap", "uint64 id -> row (cpp/common/id_map.hpp); immutable, safe to share between threads.")
+      .def(py::init([](const py::handle& ids) {
+             auto a = require_array<uint64_t>(ids, "ids", 1);
+             py::gil_scoped_release release;
+             return std::make_shared<IdMap>(a.data(), size_t(a.size()));
+           }),
+           py::arg("ids"), "ids[r] is row r's id; an id given twice maps to its first row.")
+      .def("row", &IdMap::row, py::arg("id"), "The id's row, or -1.")
+      .def(
+          "rows",
+          [](const IdMap& map, const py::handle& ids) {
+            auto a = require_array<uint64_t>(ids, "ids", 1);
+            py::array_t<int64_t> out(a.size());
+            const uint64_t* in = a.data();
+            int64_t* o = out.mutable_data();
+            const size_t n = size_t(a.size());
+            py::gil_scoped_release release;
+            map.rows(in, n, o);
+            return out;
+          },
+          py::arg("ids"), "Rows of uint64 ids, -1 for unknown ones (int64).")
+      .def("__len__", &IdMap::size);
+}
+
+}  // namespace engine::bind
