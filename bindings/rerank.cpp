@@ -1,7 +1,9 @@
 // engine._core.rerank: one call per request over its scored candidates.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -10,6 +12,7 @@
 #include "bindings/convert.hpp"
 #include "rerank/merge.hpp"
 #include "rerank/rerank.hpp"
+#include "rerank/value_blend.hpp"
 
 namespace engine::bind {
 
@@ -98,9 +101,79 @@ py::tuple merge_candidates(const py::list& rows, const py::list& scores, const p
                         py::array_t<float>(n, m.score.data()));
 }
 
+// A native blend that keeps its item columns alive.
+struct HeldBlend {
+  std::shared_ptr<rerank::ValueBlend> blend;
+  std::vector<py::array> columns;
+};
+
+HeldBlend make_blend(const py::list& weights, const py::list& term_factors, const py::list& factors,
+                     size_t n_items, size_t n_heads) {
+  using Kind = rerank::BlendFactor::Kind;
+  HeldBlend held;
+  std::vector<rerank::BlendFactor> fs;
+  for (const py::handle f : factors) {
+    rerank::BlendFactor b;
+    if (py::isinstance<py::int_>(f)) {  // a head's column, or -1: the retrieval score
+      const int64_t i = f.cast<int64_t>();
+      b.kind = i < 0 ? Kind::retrieval : Kind::head;
+      b.head = i < 0 ? 0 : uint32_t(i);
+    } else {
+      if (!py::isinstance<py::array>(f)) throw py::type_error("factors: expected ints or numpy item columns");
+      auto a = py::reinterpret_borrow<py::array>(f);
+      if (a.ndim() != 1 || size_t(a.size()) != n_items || !(a.flags() & py::array::c_style))
+        throw py::value_error("factors: an item column must be C-contiguous with " + std::to_string(n_items) + " values");
+      if (a.dtype().is(py::dtype::of<float>())) b.kind = Kind::f32_column;
+      else if (a.dtype().is(py::dtype::of<int64_t>())) b.kind = Kind::i64_column;
+      else if (a.dtype().is(py::dtype::of<bool>())) b.kind = Kind::bool_column;
+      else throw py::type_error("factors: an item column must be float32, int64 or bool, got " + std::string(py::str(a.dtype())));
+      b.column = a.data();
+      held.columns.push_back(a);
+    }
+    fs.push_back(b);
+  }
+  if (weights.size() != term_factors.size()) throw py::value_error("weights and term_factors differ in length");
+  std::vector<rerank::BlendTerm> terms;
+  for (size_t t = 0; t < weights.size(); ++t)
+    terms.push_back({weights[t].cast<float>(), term_factors[t].cast<std::vector<uint32_t>>()});
+  held.blend = std::make_shared<rerank::ValueBlend>(std::move(fs), std::move(terms), n_items, n_heads);
+  return held;
+}
+
+py::tuple evaluate_blend(const HeldBlend& held, const py::handle& rows, const py::handle& heads,
+                         const py::handle& retrieval) {
+  const rerank::ValueBlend& b = *held.blend;
+  auto r = require_array<int64_t>(rows, "rows", 1);
+  auto h = require_array<float>(heads, "heads", 2);
+  auto s = require_array<float>(retrieval, "retrieval", 1);
+  const size_t n = size_t(r.size());
+  if (size_t(h.shape(0)) != n || size_t(h.shape(1)) != b.n_heads())
+    throw py::value_error("heads: expected (" + std::to_string(n) + ", " + std::to_string(b.n_heads()) + "), got (" +
+                          std::to_string(h.shape(0)) + ", " + std::to_string(h.shape(1)) + ")");
+  if (size_t(s.size()) != n)
+    throw py::value_error("retrieval: expected " + std::to_string(n) + " values, got " + std::to_string(s.size()));
+  py::array_t<float> total{py::ssize_t(n)};
+  py::array_t<float> terms({py::ssize_t(b.n_terms()), py::ssize_t(n)});
+  {
+    py::gil_scoped_release release;
+    b.evaluate(n, r.data(), h.data(), s.data(), total.mutable_data(), terms.mutable_data());
+  }
+  return py::make_tuple(total, terms);
+}
+
 }  // namespace
 
 void bind_rerank(py::module_& m) {
+  py::class_<HeldBlend>(m, "ValueBlend",
+                        "A surface's value model over a request's candidates (cpp/rerank/value_blend.hpp).")
+      .def(py::init(&make_blend), py::arg("weights"), py::arg("term_factors"), py::arg("factors"),
+           py::arg("n_items"), py::arg("n_heads"),
+           "factors: a head's column index, -1 for the retrieval score, or an item column (float32, int64 "
+           "or bool, one value per catalogue row); term t is weights[t] times the product of "
+           "factors[term_factors[t]].")
+      .def("evaluate", &evaluate_blend, py::arg("rows"), py::arg("heads"), py::arg("retrieval"),
+           "(total float32 (n,), terms float32 (n_terms, n)) for candidates at item rows `rows`, with "
+           "heads (n, n_heads) and retrieval scores (n,).");
   m.def("merge_candidates", &merge_candidates, py::arg("rows"), py::arg("scores"), py::arg("codes"),
         py::arg("recent"), py::arg("n_items"), py::arg("vectors") = py::none(), py::arg("query") = py::none(),
         "A request's candidates (cpp/rerank/merge.hpp): the sources' rows in order, each kept where it "

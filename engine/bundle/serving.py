@@ -120,6 +120,8 @@ class Serving:
                 column = column.astype(np.float32)
             self.columns[name] = np.ascontiguousarray(column)
         self.attributes = {c: self.columns[c] for c in manifest.filter_columns}
+        self.blends = {name: surface.value_model.compile(list(manifest.heads), self.columns, manifest.n_items)
+                       for name, surface in manifest.surfaces.items()}
 
         # Request fields the spec reads that neither the user table nor the ranker supplies.
         self.required_context = frozenset(

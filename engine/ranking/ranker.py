@@ -123,18 +123,17 @@ class Ranker:
             keep = _first_phase(s, settings, rows, retrieval, X)
             rows, source, retrieval, X = rows[keep], source[keep], retrieval[keep], X[keep]
         heads: dict[str, np.ndarray] = {}
+        scores = np.empty((len(rows), len(s.manifest.heads)), np.float32)
         if s.forest is not None and len(rows):
-            scores = s.forest.predict(X)
-            if scores.ndim == 1:
-                scores = scores[:, None]
+            scores = s.forest.predict(X).reshape(len(rows), -1)
             heads = {name: scores[:, i] for i, name in enumerate(s.manifest.heads)}
         t4 = time.perf_counter_ns()
 
-        factors = dict(heads)
-        factors[RETRIEVAL_SCORE] = retrieval
-        for name in settings.value_model.factors - factors.keys():
-            factors[name] = s.columns[name][rows]
-        value, terms = settings.value_model.evaluate(factors) if len(rows) else (np.empty(0, np.float32), {})
+        terms: dict[str, np.ndarray] = {}
+        value = np.empty(0, np.float32)
+        if len(rows):
+            value, by_term = s.blends[request.surface].evaluate(rows, scores, retrieval)
+            terms = {t.name: by_term[i] for i, t in enumerate(settings.value_model.terms)}
         t5 = time.perf_counter_ns()
 
         policy = settings.rerank

@@ -73,6 +73,18 @@ class ValueModel(msgspec.Struct, kw_only=True, frozen=True):
                 f"(available: {sorted(available)})"
             )
 
+    def compile(self, heads: list[str], columns: dict[str, np.ndarray], n_items: int):
+        """The blend as one native call over a request's candidates (`_core.ValueBlend`,
+        equal to `evaluate` bit for bit): factors are the ``heads`` (columns of the
+        heads matrix), the retrieval score, or ``columns`` (item columns of
+        ``n_items`` values, gathered at the candidates' rows)."""
+        from engine import _core
+
+        names = sorted(self.factors)
+        factors = [-1 if f == RETRIEVAL_SCORE else heads.index(f) if f in heads else columns[f] for f in names]
+        return _core.ValueBlend([t.weight for t in self.terms], [[names.index(f) for f in t.factors] for t in self.terms],
+                                factors, n_items, len(heads))
+
     def evaluate(self, factors: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(total value, {term name: weighted term}) over the candidates, float32."""
         total = None
