@@ -195,10 +195,17 @@ void prefetch_checks(const Plan& plan, const Segment& seg, uint32_t list) {
 // The next list's codes, fetched while this one is scored: a list is a few
 // KB at a random place, too short a stream for the hardware prefetcher to
 // ramp up, and waiting for memory was half of an unfiltered walk's time.
-void prefetch_codes(const SegmentArrays& a, uint32_t list) {
-  const size_t row_bytes = a.dim * storage_bytes(a.storage);
+void prefetch_codes(const Segment& seg, uint32_t list) {
+  const SegmentArrays& a = seg.arrays();
+  const size_t p0 = a.list_offsets[list], p1 = a.list_offsets[list + size_t{1}];
   const char* codes = reinterpret_cast<const char*>(a.codes.data());
-  const size_t b0 = a.list_offsets[list] * row_bytes, b1 = a.list_offsets[list + size_t{1}] * row_bytes;
+  size_t b0 = p0 * a.dim * storage_bytes(a.storage), b1 = p1 * a.dim * storage_bytes(a.storage);
+  if (!seg.list_blocks().empty()) {  // the interleaved copy is what score_codes reads
+    const size_t block_bytes = simd::i8_groups(a.dim) * simd::kI8BlockRows * 4;
+    codes = reinterpret_cast<const char*>(seg.list_blocks().data());
+    b0 = p0 / simd::kI8BlockRows * block_bytes;
+    b1 = simd::i8_blocks(p1) * block_bytes;
+  }
   for (size_t off = b0; off < b1; off += 64) __builtin_prefetch(codes + off);
 }
 
@@ -302,7 +309,7 @@ const int8_t* query_for_codes(const float* q, const SegmentArrays& a, Scratch& s
   if (s.qc_for == a.code_scales.data() && s.qc_query == q) return s.qc.data();
   s.qc_tmp.resize(a.dim);
   for (size_t d = 0; d < a.dim; ++d) s.qc_tmp[d] = q[d] * a.code_scales[d];
-  s.qc.resize(a.dim);
+  s.qc.assign(4 * simd::i8_groups(a.dim), 0);  // zero-padded for dot_i8_blocked
   s.qc_scale = quantise_i8(s.qc_tmp.data(), a.dim, s.qc.data());
   s.qc_for = a.code_scales.data();
   s.qc_query = q;
@@ -421,9 +428,22 @@ void dot_codes(const float* q, const SegmentArrays& a, const uint8_t* base, cons
 }
 
 // Approximate scores of list positions b + (idx ? idx[j] : j), j < m.
-void score_codes(const float* q, const SegmentArrays& a, size_t b, const uint32_t* idx, size_t m,
-                 Scratch& s) {
-  dot_codes(q, a, a.codes.data() + b * a.dim * storage_bytes(a.storage), idx, m, s);
+void score_codes(const float* q, const Segment& seg, size_t b, const uint32_t* idx, size_t m, Scratch& s) {
+  const SegmentArrays& a = seg.arrays();
+  if (!idx && !seg.list_blocks().empty()) {
+    // Contiguous positions: the whole blocks covering them, interleaved.
+    const size_t groups = simd::i8_groups(a.dim), b0 = b / simd::kI8BlockRows;
+    const size_t blocks = simd::i8_blocks(b + m) - b0;
+    s.block_scores.resize(blocks * simd::kI8BlockRows);
+    simd::active().dot_i8_blocked(query_for_codes(q, a, s),
+                                  seg.list_blocks().data() + b0 * groups * simd::kI8BlockRows * 4, blocks,
+                                  groups, s.block_scores.data());
+    const int32_t* at = s.block_scores.data() + (b - b0 * simd::kI8BlockRows);
+    const float scale = s.qc_scale;
+    for (size_t j = 0; j < m; ++j) s.scores[j] = float(at[j]) * scale;
+  } else {
+    dot_codes(q, a, a.codes.data() + b * a.dim * storage_bytes(a.storage), idx, m, s);
+  }
   if (a.metric == Metric::l2) {
     float* out = s.scores.data();
     for (size_t j = 0; j < m; ++j) out[j] = 2 * out[j] - a.sqnorms[a.list_rows[b + (idx ? idx[j] : j)]];
@@ -448,25 +468,25 @@ void stage_list(const Plan& plan, const Segment& segment, uint32_t list, StagedL
   // When most of the list passes, streaming it whole and masking is cheaper
   // than gathering the rows that pass.
   st.whole = 2 * count >= m;
-  if (st.whole) return prefetch_codes(a, list);
+  if (st.whole) return prefetch_codes(segment, list);
   const size_t code_bytes = a.dim * storage_bytes(a.storage);
   prefetch_listed(a.codes.data() + st.p0 * code_bytes, code_bytes, st.picks.data(), count);
 }
 
 // Scores a staged list's matching rows and offers them to top.
-void score_staged(const float* q, const SegmentArrays& a, const StagedList& st, uint32_t seg,
+void score_staged(const float* q, const Segment& segment, const StagedList& st, uint32_t seg,
                   TopK& top, Scratch& s) {
   if (st.whole) {
     for (size_t b = 0; b < st.rows; b += kBlock) {
       const size_t m = std::min(kBlock, st.rows - b);
-      score_codes(q, a, st.p0 + b, nullptr, m, s);
+      score_codes(q, segment, st.p0 + b, nullptr, m, s);
       offer_masked(s.scores.data(), st.pass.data() + b, uint32_t(st.p0 + b), m, seg, top);
     }
     return;
   }
   for (size_t i = 0; i < st.count; i += kBlock) {
     const size_t m = std::min(kBlock, st.count - i);
-    score_codes(q, a, st.p0, st.picks.data() + i, m, s);
+    score_codes(q, segment, st.p0, st.picks.data() + i, m, s);
     offer(s.scores.data(), st.picks.data() + i, uint32_t(st.p0), m, seg, top);
   }
 }
@@ -493,7 +513,7 @@ void walk_checked(const float* q, const Segment& segment, const Plan& plan, uint
       if (li + 2 < s.ranked) prefetch_checks(plan, segment, list_at(q, segment, li + 2, hint, s));
       stage_list(plan, segment, list_at(q, segment, li + 1, hint, s), *next);
     }
-    score_staged(q, a, *cur, seg, s.approx, s);
+    score_staged(q, segment, *cur, seg, s.approx, s);
     matches += cur->count;
     if (last) break;
     std::swap(cur, next);
@@ -513,14 +533,14 @@ void walk_unchecked(const float* q, const Segment& segment, const Plan& plan, ui
     // (Only lists the walk will visit, and never past the sorted ones.)
     if (li + 1 < s.ranked && (li + 1 < plan.nprobe || check)) {
       const uint32_t next = list_at(q, segment, li + 1, plan.expected_lists, s);
-      prefetch_codes(a, next);
+      prefetch_codes(segment, next);
       // A late check reads the attributes of the rows that beat the
       // threshold, scattered over the list: they are prefetched too.
       if (check) prefetch_checks(plan, segment, next);
     }
     for (size_t b = p0; b < p1; b += kBlock) {
       const size_t m = std::min(p1, b + kBlock) - b;
-      score_codes(q, a, b, nullptr, m, s);
+      score_codes(q, segment, b, nullptr, m, s);
       if (check) {
         offer_checked(s.scores.data(), b, m, plan, segment, seg, s.approx);
         matches += size_t(double(m) * plan.selectivity);
@@ -637,13 +657,13 @@ void walk_ivf_batch(const float* queries, size_t nq, const Segment& segment, con
     const uint32_t list = uint32_t(pairs[i] >> 32);
     size_t j = i;
     while (j < pairs.size() && uint32_t(pairs[j] >> 32) == list) ++j;
-    if (j < pairs.size()) prefetch_codes(a, uint32_t(pairs[j] >> 32));
+    if (j < pairs.size()) prefetch_codes(segment, uint32_t(pairs[j] >> 32));
     const size_t p0 = a.list_offsets[list], p1 = a.list_offsets[list + size_t{1}];
     for (size_t b = p0; b < p1; b += kBlock) {
       const size_t m = std::min(p1, b + kBlock) - b;
       for (size_t t = i; t < j; ++t) {
         const uint32_t qi = uint32_t(pairs[t]);
-        score_codes(queries + qi * dim, a, b, nullptr, m, s);
+        score_codes(queries + qi * dim, segment, b, nullptr, m, s);
         offer(s.scores.data(), nullptr, uint32_t(b), m, seg, s.batch_approx[qi]);
       }
     }

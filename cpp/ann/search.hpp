@@ -25,6 +25,7 @@ struct Scratch {
   std::vector<uint64_t> batch_pairs;  // (list, query) of a batched IVF walk
   std::vector<TopK> batch_approx;     // per query of a batched IVF walk
   std::vector<int32_t> int_scores;
+  std::vector<int32_t> block_scores;  // whole blocks of interleaved list codes
   std::vector<int8_t> q8;  // the query quantised for the centroid codes (padded)
   float q8_scale = 0;
   const float* q8_for = nullptr;

@@ -148,6 +148,10 @@ Segment::Segment(SegmentArrays arrays) : a_(std::move(arrays)) {
       for (size_t p = 0; p < a_.rows(); ++p)
         std::memcpy(row_codes_.data() + size_t{a_.list_rows[p]} * bytes, a_.codes.data() + p * bytes, bytes);
     }
+    if (a_.storage == Storage::i8) {
+      list_blocks_.assign(simd::i8_blocks(a_.rows()) * simd::i8_groups(dim) * simd::kI8BlockRows * 4, 0);
+      simd::interleave_i8_into(reinterpret_cast<const int8_t*>(a_.codes.data()), a_.rows(), dim, list_blocks_.data());
+    }
   }
 }
 
