@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bindings/convert.hpp"
+#include "rerank/candidate_lists.hpp"
 #include "rerank/merge.hpp"
 #include "rerank/rerank.hpp"
 #include "rerank/value_blend.hpp"
@@ -161,9 +162,56 @@ py::tuple evaluate_blend(const HeldBlend& held, const py::handle& rows, const py
   return py::make_tuple(total, terms);
 }
 
+py::array_t<int64_t> list_rows(const py::handle& all, const py::handle& keys, const py::handle& offsets,
+                               const py::handle& grouped, const std::vector<int64_t>& wanted, const py::list& checks,
+                               size_t n) {
+  std::vector<py::array> held;
+  std::vector<rerank::RowCheck> row_checks;
+  for (const py::handle item : checks) {
+    const auto pair = item.cast<py::tuple>();
+    if (pair.size() != 2) throw py::value_error("checks: expected (column, values) pairs");
+    auto column = py::reinterpret_borrow<py::object>(pair[0]);
+    rerank::RowCheck c;
+    if (py::isinstance<py::array>(column) && py::reinterpret_borrow<py::array>(column).dtype().is(py::dtype::of<bool>())) {
+      auto a = py::reinterpret_borrow<py::array>(column);
+      if (a.ndim() != 1 || !(a.flags() & py::array::c_style)) throw py::type_error("checks: a column must be 1-D and C-contiguous");
+      c.column = a.data();
+      c.is_bool = true;
+      held.push_back(a);
+    } else {
+      auto a = require_array<int64_t>(column, "checks column", 1);
+      c.column = a.data();
+      held.push_back(a);
+    }
+    c.values = pair[1].cast<std::vector<int64_t>>();
+    row_checks.push_back(std::move(c));
+  }
+  std::vector<int64_t> out;
+  if (keys.is_none()) {
+    auto a = require_array<int64_t>(all, "all", 1);
+    py::gil_scoped_release release;
+    out = rerank::list_rows(a.data(), size_t(a.size()), nullptr, wanted, row_checks, n);
+  } else {
+    auto k = require_array<int64_t>(keys, "keys", 1);
+    auto o = require_array<int64_t>(offsets, "offsets", 1);
+    auto g = require_array<int64_t>(grouped, "rows", 1);
+    if (o.size() != k.size() + 1) throw py::value_error("offsets: expected one more value than keys");
+    const rerank::ScopedLists scope{k.data(), size_t(k.size()), o.data(), g.data()};
+    py::gil_scoped_release release;
+    out = rerank::list_rows(nullptr, 0, &scope, wanted, row_checks, n);
+  }
+  return py::array_t<int64_t>(py::ssize_t(out.size()), out.data());
+}
+
 }  // namespace
 
 void bind_rerank(py::module_& m) {
+  m.def("list_rows", &list_rows, py::arg("all"), py::arg("keys"), py::arg("offsets"), py::arg("rows"),
+        py::arg("wanted"), py::arg("checks"), py::arg("n"),
+        "Up to n rows of a candidate list (cpp/rerank/candidate_lists.hpp): `all`, or with `keys` the CSR "
+        "lists (keys, offsets, rows) of the `wanted` keys in key order; `checks` are (int64 or bool "
+        "column, allowed values) pairs tested on the first max(4 n, 256) rows. Bundles' lists are "
+        "validated at load (rows inside the catalogue, offsets consistent).");
   py::class_<HeldBlend>(m, "ValueBlend",
                         "A surface's value model over a request's candidates (cpp/rerank/value_blend.hpp).")
       .def(py::init(&make_blend), py::arg("weights"), py::arg("term_factors"), py::arg("factors"),

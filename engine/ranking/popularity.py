@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine import _safetensors
+from engine import _core, _safetensors
 from engine.errors import CorruptFileError
 
 GLOBAL_DEPTH = 20_000
@@ -95,32 +95,31 @@ class CandidateLists:
         return cls(arrays)
 
     def rows(self, source: str, filters: dict, attributes: dict[str, np.ndarray], n: int) -> np.ndarray:
-        """Up to ``n`` item rows of ``source`` ("popular" or "new") matching ``filters``."""
+        """Up to ``n`` item rows of ``source`` ("popular" or "new") matching ``filters``.
+
+        The scope's lists (every row matches the scope), then the other conditions
+        checked on a head of them long enough to usually fill ``n``: one native call
+        (cpp/rerank/candidate_lists.hpp)."""
         if n <= 0:
             return np.empty(0, dtype=np.int64)
-        parts = None
         scope = next((name for name in SCOPES if name in filters), None)
-        if scope is not None:
-            wanted = np.unique(np.asarray(filters[scope], dtype=np.int64))  # a value listed twice: one list
-            keys = self._a[f"{source}.{scope}.keys"]
-            offsets = self._a[f"{source}.{scope}.offsets"]
-            grouped = self._a[f"{source}.{scope}.rows"]
-            at = np.searchsorted(keys, wanted)
-            hit = (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] == wanted) if len(keys) else at < 0
-            parts = [grouped[offsets[i]:offsets[i + 1]] for i in at[hit]]
-        rows = self._a[f"{source}.all"] if parts is None else (
-            parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty(0, np.int64))
-        # Check the remaining conditions (the scope's rows all match it) on a
-        # head long enough to usually fill n.
-        checks = [(name, value) for name, value in filters.items() if name != scope]
-        if not checks:
-            return rows[:n]
-        head = rows[: max(4 * n, 256)]
-        keep = np.ones(len(head), dtype=bool)
-        for name, value in checks:
-            column = attributes[name][head]
-            if isinstance(value, (list, tuple, np.ndarray)):
-                keep &= (column[:, None] == np.asarray(value)[None, :]).any(axis=1)
-            else:
-                keep &= column == value
-        return head[keep][:n]
+        checks = [(_check_column(attributes[name]), _values(value)) for name, value in filters.items() if name != scope]
+        a = self._a
+        if scope is None:
+            return _core.list_rows(a[f"{source}.all"], None, None, None, [], checks, n)
+        return _core.list_rows(None, a[f"{source}.{scope}.keys"], a[f"{source}.{scope}.offsets"],
+                               a[f"{source}.{scope}.rows"], _values(filters[scope]), checks, n)
+
+
+def _values(value) -> list[int]:
+    """A filter's value or values as ints (True is 1)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [int(v) for v in value]
+    return [int(value)]
+
+
+def _check_column(column: np.ndarray) -> np.ndarray:
+    """An attribute column as the native check reads it: int64 or bool, C-contiguous."""
+    if column.dtype != np.bool_ and column.dtype != np.int64:
+        column = column.astype(np.int64)
+    return np.ascontiguousarray(column)
