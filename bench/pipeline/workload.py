@@ -227,7 +227,12 @@ def surfaces(*, trained: bool) -> dict:
     return {s: settings for s in ("home", "search", "store")}
 
 
-RERANK_COUNT = 150  # the two-phase variant: candidates the first phase keeps for the heads
+# The two-phase variant: candidates the first phase keeps for the heads. Two
+# whole blocks of the forest walk (64 rows each): 150 took 84 us more per
+# request for its last 22 rows, with the same quality (top-20 overlap with
+# one phase 0.993 at 150, 0.990 at 128; true relevance 7.79 / 7.80 / 7.79
+# one-phase).
+RERANK_COUNT = 128
 FIRST_PHASE_TREES = 50  # ... chosen by the raw score of p_click's first trees
 
 

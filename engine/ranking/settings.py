@@ -47,10 +47,13 @@ class SurfaceSettings(msgspec.Struct, kw_only=True, frozen=True):
 
     Two-phase ranking (as Vespa's first-phase / second-phase with
     ``rerank-count``): with ``first_phase`` set and ``rerank_count`` > 0, a
-    cheap blend of ``retrieval_score`` and item columns (no heads) scores
-    every candidate and only the best ``rerank_count`` go on to features,
-    heads and the value model. The heads' cost, most of a request's, falls
-    in proportion; items the first phase drops cannot be shown.
+    cheap blend of ``retrieval_score``, item columns and the raw scores of
+    heads' first trees (``p_click[:50]``) scores every candidate and only the
+    best ``rerank_count`` go on to the full heads and the value model. The
+    heads' cost, most of a request's, falls in proportion; items the first
+    phase drops cannot be shown. Multiples of 64 are cheapest per row: the
+    forest walks whole blocks of 64 rows together and the rest 8 at a time
+    (at 1,000 trees of 63 leaves, 150 rows cost 84 us more than 128).
     """
 
     value_model: ValueModel
