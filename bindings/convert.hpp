@@ -50,12 +50,15 @@ Array<T> borrow(const py::handle& obj, const char* name) {
   return Array<T>(data, size, keep_alive(arr));
 }
 
-// A numpy view of an engine::Array that keeps its owner alive.
+// A read-only numpy view of an engine::Array that keeps its owner alive
+// (the array belongs to an immutable object, so writing to it is refused).
 template <typename T>
 py::array_t<T> to_numpy(const Array<T>& a, std::shared_ptr<const void> owner) {
   auto* holder = new std::shared_ptr<const void>(std::move(owner));
   py::capsule base(holder, [](void* p) { delete static_cast<std::shared_ptr<const void>*>(p); });
-  return py::array_t<T>({py::ssize_t(a.size())}, {py::ssize_t(sizeof(T))}, a.data(), base);
+  py::array_t<T> view({py::ssize_t(a.size())}, {py::ssize_t(sizeof(T))}, a.data(), base);
+  py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return view;
 }
 
 }  // namespace engine::bind

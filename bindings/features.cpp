@@ -106,16 +106,20 @@ class PyAssembler {
     const float* vectors = nullptr;
     int64_t vector_rows = 0, dim = 0;
     py::array_t<float> held;
+    std::shared_ptr<const void> owner;
     if (!item_vectors.is_none()) {
       held = require_array<float>(item_vectors, "item_vectors", 2);
       vectors = held.data();
       vector_rows = held.shape(0);
       dim = held.shape(1);
+      // Read-only arrays (a bundle's memory map, an index's vectors) are
+      // borrowed; writeable ones copied, so later writes cannot change rows.
+      if (!held.writeable()) owner = keep_alive(held);
     }
     {
       py::gil_scoped_release nogil;  // the item store is copied here: O(items x columns)
       core_ = std::make_shared<const Assembler>(std::move(defs), *table->schema, table->chunks, vectors,
-                                               vector_rows, dim);
+                                               vector_rows, dim, std::move(owner));
     }
     for (const Input& in : core_->plan().request_fields()) field_keys_.push_back(intern(in.name));
     user_vector_key_ = intern("user_vector");

@@ -776,3 +776,22 @@ def test_offline_threads_and_input_type(small):
     cols["clicks"] = pa.nulls(4, pa.map_(pa.int64(), pa.float64()))
     got = asm.assemble_offline(pa.table(cols))
     assert_same(got, asm.assemble(np.arange(4), {"segment": "a", "user_vector": np.ones(4, np.float32)}))
+
+
+def test_read_only_vectors_are_borrowed_and_writeable_ones_copied(small):
+    # A read-only array (a bundle's memory map, an index's vectors) is read in
+    # place; a writeable one is copied, so writing to it later changes nothing.
+    table = item_table(small["items"])
+    request = {"hour": 3, "segment": 2, "clicks": {1: 4.0}, "user_vector": np.ones(4, np.float32)}
+    rows = np.arange(10)
+    expected = small["asm"].assemble(rows, request)
+    writeable = small["vectors"].copy()
+    copied = FeatureAssembler(small["spec"], table, writeable)
+    writeable[:] = 0
+    assert_same(copied.assemble(rows, request), expected)
+    shared = small["vectors"].copy()
+    shared.flags.writeable = False
+    borrowed = FeatureAssembler(small["spec"], table, shared)
+    del shared  # the assembler keeps it alive
+    assert_same(borrowed.assemble(rows, request), expected)
+

@@ -38,6 +38,15 @@ def test_round_trip_gives_identical_answers(saved, mmap):
     assert len(loaded) == len(index) + 1
 
 
+def test_exported_segment_arrays_are_read_only(saved):
+    # save() writes these views of an immutable segment; nothing may write through them.
+    index, _, _ = saved
+    arrays = index._native.segments()[0]["arrays"]
+    assert not any(a.flags.writeable for a in arrays.values())
+    with pytest.raises(ValueError, match="read-only"):
+        arrays["vectors"][0] = 1.0
+
+
 def test_file_is_plain_safetensors(saved):
     _, path, _ = saved
     tensors = safetensors.numpy.load_file(str(path))

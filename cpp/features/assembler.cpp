@@ -125,7 +125,7 @@ void RequestValues::set_map(const Input& field, std::vector<int64_t> keys, std::
 
 Assembler::Assembler(std::vector<FeatureDef> defs, const ArrowSchema& items_schema,
                      const std::vector<const ArrowArray*>& item_chunks, const float* item_vectors,
-                     int64_t vector_rows, int64_t dim)
+                     int64_t vector_rows, int64_t dim, std::shared_ptr<const void> vectors_owner)
     : plan_(Plan::build(defs)), dim_(dim) {
   build_items(items_schema, item_chunks);
   const size_t item_bytes = plan_.item.words() * 8 + plan_.item.n_floats * 4 +
@@ -141,7 +141,13 @@ Assembler::Assembler(std::vector<FeatureDef> defs, const ArrowSchema& items_sche
   const int64_t bad = first_non_finite(item_vectors, n_items_ * dim);
   if (bad >= 0)
     throw ValueError("item_vectors: row " + std::to_string(bad / dim) + " contains NaN or infinity");
-  vectors_.assign(item_vectors, item_vectors + n_items_ * dim);
+  if (vectors_owner) {
+    vectors_ = item_vectors;
+    vectors_owner_ = std::move(vectors_owner);
+  } else {
+    owned_vectors_.assign(item_vectors, item_vectors + n_items_ * dim);
+    vectors_ = owned_vectors_.data();
+  }
 }
 
 void Assembler::build_items(const ArrowSchema& schema, const std::vector<const ArrowArray*>& chunks) {
