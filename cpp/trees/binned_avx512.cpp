@@ -437,9 +437,10 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
   // blocks - 1: a split's masks for the 4 blocks are one 32-byte load, and
   // 8 splits' loads transpose into the 4 blocks' registers. The 8 gathers
   // per block it replaces were a quarter of the walk's time (pipeline heads,
-  // 448 rows: 1.72 -> 1.46 ns per row-tree); with 2 blocks, half the
-  // transposed words would go unused and the gathers stay (1.79 vs 1.80).
-  const bool by_blocks = by_pairs && blocks >= 3;
+  // 448 rows: 1.72 -> 1.46 ns per row-tree). Visits of 2 blocks take 16-byte
+  // loads instead (128 rows: 1.86 -> 1.68; the 4-block form would waste
+  // half its words); a single block keeps the gathers.
+  const bool by_blocks = by_pairs && blocks >= 3, by_two_blocks = by_pairs && blocks == 2;
   const auto tree_block_words = [&](size_t ti, size_t first) {
     const __m512i lo = _mm512_setr_epi64(0, 4, 8, 12, 1, 5, 9, 13), hi = _mm512_setr_epi64(2, 6, 10, 14, 3, 7, 11, 15);
     const uint64_t* pm = buf.pair_masks.data();
@@ -458,6 +459,25 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
       for (size_t k = 0; k < blocks; ++k) words[first + k][a] = w[k];
     }
   };
+  // The same for visits of 2 blocks: a split's 2 masks are one 16-byte load.
+  const auto tree_pair_words = [&](size_t ti, size_t first) {
+    const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+    const uint64_t* pm = buf.pair_masks.data();
+    const uint16_t* pair = b.trees[ti].pair;
+    for (int a = 0; a < 8; ++a) {
+      const uint16_t* p = pair + 8 * a;
+      const auto x = [&](int j) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(pm + size_t(p[j]) * kBlocksPerVisit)); };
+      __m512i z0 = _mm512_castsi128_si512(x(0)), z1 = _mm512_castsi128_si512(x(4));
+      z0 = _mm512_inserti64x2(z0, x(1), 1);
+      z1 = _mm512_inserti64x2(z1, x(5), 1);
+      z0 = _mm512_inserti64x2(z0, x(2), 2);
+      z1 = _mm512_inserti64x2(z1, x(6), 2);
+      z0 = _mm512_inserti64x2(z0, x(3), 3);
+      z1 = _mm512_inserti64x2(z1, x(7), 3);
+      words[first][a] = _mm512_permutex2var_epi64(z0, even, z1);
+      words[first + 1][a] = _mm512_permutex2var_epi64(z0, odd, z1);
+    }
+  };
   for (size_t ti = tb; ti < te; ++ti) {
     next.step();
     const BinnedTreeInfo& info = b.info[ti];
@@ -472,9 +492,10 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
       size_t n = 0;
       for (size_t t = ti; t < ti + n_trees; ++t) {
         if (by_blocks) tree_block_words(t, n);
+        if (by_two_blocks) tree_pair_words(t, n);
         for (size_t k = 0; k < blocks; ++k, ++n) {
           chains[n] = {t, buf.columns.data() + (k * n_out + b.info[t].output) * kBlockRows};
-          if (!by_blocks) tree_words(t, k, n);
+          if (!by_blocks && !by_two_blocks) tree_words(t, k, n);
         }
       }
       if (info.f32) walk_chains<true>(b, chains, words, n);
