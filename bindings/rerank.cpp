@@ -170,19 +170,13 @@ py::array_t<int64_t> list_rows(const py::handle& all, const py::handle& keys, co
   for (const py::handle item : checks) {
     const auto pair = item.cast<py::tuple>();
     if (pair.size() != 2) throw py::value_error("checks: expected (column, values) pairs");
-    auto column = py::reinterpret_borrow<py::object>(pair[0]);
+    const py::handle column = pair[0];
     rerank::RowCheck c;
-    if (py::isinstance<py::array>(column) && py::reinterpret_borrow<py::array>(column).dtype().is(py::dtype::of<bool>())) {
-      auto a = py::reinterpret_borrow<py::array>(column);
-      if (a.ndim() != 1 || !(a.flags() & py::array::c_style)) throw py::type_error("checks: a column must be 1-D and C-contiguous");
-      c.column = a.data();
-      c.is_bool = true;
-      held.push_back(a);
-    } else {
-      auto a = require_array<int64_t>(column, "checks column", 1);
-      c.column = a.data();
-      held.push_back(a);
-    }
+    c.is_bool = py::isinstance<py::array>(column) &&
+                py::reinterpret_borrow<py::array>(column).dtype().is(py::dtype::of<bool>());
+    held.push_back(c.is_bool ? py::array(require_array<bool>(column, "checks column", 1))
+                             : py::array(require_array<int64_t>(column, "checks column", 1)));
+    c.column = held.back().data();
     c.values = pair[1].cast<std::vector<int64_t>>();
     row_checks.push_back(std::move(c));
   }

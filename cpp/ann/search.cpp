@@ -11,6 +11,7 @@
 #endif
 
 #include "ann/quantise.hpp"
+#include "common/prefetch.hpp"
 #include "simd/i8_blocks.hpp"
 #include "simd/dispatch.hpp"
 
@@ -222,14 +223,6 @@ void offer_checked(const float* scores, uint32_t first, size_t m, const Plan& pl
     for (unsigned mask = above8(scores + j, top.threshold()); mask; mask &= mask - 1)
       consider(j + unsigned(__builtin_ctz(mask)));
   for (; j < m; ++j) consider(j);
-}
-
-// Rows rows[0, n) of row_bytes each from base, requested at once: scattered
-// rows are loaded together instead of one after another.
-void prefetch_listed(const void* base, size_t row_bytes, const uint32_t* rows, size_t n) {
-  const char* at = static_cast<const char*>(base);
-  for (size_t i = 0; i < n; ++i)
-    for (size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(at + size_t{rows[i]} * row_bytes + off);
 }
 
 // The f32 originals of rows about to be re-scored, scattered over the catalogue.

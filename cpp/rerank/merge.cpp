@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/prefetch.hpp"
 #include "simd/dispatch.hpp"
 
 namespace engine::rerank {
@@ -72,9 +73,7 @@ Merged merge_candidates(const std::vector<Source>& sources, const int64_t* recen
     std::vector<uint32_t> idx(to_score.size());
     std::vector<float> dots(to_score.size());
     for (size_t j = 0; j < idx.size(); ++j) idx[j] = uint32_t(out.rows[to_score[j]]);
-    for (uint32_t r : idx)
-      for (size_t off = 0; off < scoring.dim * sizeof(float); off += 64)
-        __builtin_prefetch(reinterpret_cast<const char*>(scoring.vectors + size_t{r} * scoring.dim) + off);
+    prefetch_listed(scoring.vectors, scoring.dim * sizeof(float), idx.data(), idx.size());
     simd::active().dot_f32(scoring.query, scoring.vectors, idx.data(), idx.size(), scoring.dim, dots.data());
     for (size_t j = 0; j < idx.size(); ++j) out.score[to_score[j]] = dots[j];
   }

@@ -434,48 +434,37 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
     }
   };
   // tree_words for every block of a visit at once, chains first .. first +
-  // blocks - 1: a split's masks for the 4 blocks are one 32-byte load, and
-  // 8 splits' loads transpose into the 4 blocks' registers. The 8 gathers
-  // per block it replaces were a quarter of the walk's time (pipeline heads,
-  // 448 rows: 1.72 -> 1.46 ns per row-tree). Visits of 2 blocks take 16-byte
-  // loads instead (128 rows: 1.86 -> 1.68; the 4-block form would waste
-  // half its words); a single block keeps the gathers.
-  const bool by_blocks = by_pairs && blocks >= 3, by_two_blocks = by_pairs && blocks == 2;
-  const auto tree_block_words = [&](size_t ti, size_t first) {
-    const __m512i lo = _mm512_setr_epi64(0, 4, 8, 12, 1, 5, 9, 13), hi = _mm512_setr_epi64(2, 6, 10, 14, 3, 7, 11, 15);
+  // blocks - 1: a split's masks for the visit's blocks are one 32-byte load
+  // (16 bytes for 2 blocks), and 8 splits' loads transpose into the blocks'
+  // registers. The 8 gathers per block they replace were a quarter of the
+  // walk's time (pipeline heads, 448 rows: 1.72 -> 1.46 ns per row-tree; 128
+  // rows: 1.86 -> 1.68). A single block keeps the gathers.
+  const bool by_visit = by_pairs && blocks >= 2;
+  const auto visit_words = [&](size_t ti, size_t first) {
     const uint64_t* pm = buf.pair_masks.data();
-    const uint16_t* pair = b.trees[ti].pair;
     for (int a = 0; a < 8; ++a) {
-      const uint16_t* p = pair + 8 * a;
-      const auto y = [&](int j) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pm + size_t(p[j]) * kBlocksPerVisit)); };
-      const __m512i z01 = _mm512_inserti64x4(_mm512_castsi256_si512(y(0)), y(1), 1);
-      const __m512i z23 = _mm512_inserti64x4(_mm512_castsi256_si512(y(2)), y(3), 1);
-      const __m512i z45 = _mm512_inserti64x4(_mm512_castsi256_si512(y(4)), y(5), 1);
-      const __m512i z67 = _mm512_inserti64x4(_mm512_castsi256_si512(y(6)), y(7), 1);
+      const uint16_t* pair = b.trees[ti].pair + 8 * a;
+      const auto masks = [&](int j) { return pm + size_t(pair[j]) * kBlocksPerVisit; };
+      if (blocks == 2) {
+        const auto x = [&](int j) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(masks(j))); };
+        __m512i z0 = _mm512_castsi128_si512(x(0)), z1 = _mm512_castsi128_si512(x(4));
+        for (int q = 1; q < 4; ++q) {
+          z0 = _mm512_inserti64x2(z0, x(q), q);
+          z1 = _mm512_inserti64x2(z1, x(4 + q), q);
+        }
+        words[first][a] = _mm512_permutex2var_epi64(z0, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), z1);
+        words[first + 1][a] = _mm512_permutex2var_epi64(z0, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), z1);
+        continue;
+      }
+      const auto y = [&](int j) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(masks(j))); };
+      const auto z = [&](int j) { return _mm512_inserti64x4(_mm512_castsi256_si512(y(j)), y(j + 1), 1); };
+      const __m512i lo = _mm512_setr_epi64(0, 4, 8, 12, 1, 5, 9, 13), hi = _mm512_setr_epi64(2, 6, 10, 14, 3, 7, 11, 15);
+      const __m512i z01 = z(0), z23 = z(2), z45 = z(4), z67 = z(6);
       const __m512i t0 = _mm512_permutex2var_epi64(z01, lo, z23), t1 = _mm512_permutex2var_epi64(z01, hi, z23);
       const __m512i u0 = _mm512_permutex2var_epi64(z45, lo, z67), u1 = _mm512_permutex2var_epi64(z45, hi, z67);
       const __m512i w[4] = {_mm512_shuffle_i64x2(t0, u0, 0x44), _mm512_shuffle_i64x2(t0, u0, 0xEE),
                             _mm512_shuffle_i64x2(t1, u1, 0x44), _mm512_shuffle_i64x2(t1, u1, 0xEE)};
       for (size_t k = 0; k < blocks; ++k) words[first + k][a] = w[k];
-    }
-  };
-  // The same for visits of 2 blocks: a split's 2 masks are one 16-byte load.
-  const auto tree_pair_words = [&](size_t ti, size_t first) {
-    const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
-    const uint64_t* pm = buf.pair_masks.data();
-    const uint16_t* pair = b.trees[ti].pair;
-    for (int a = 0; a < 8; ++a) {
-      const uint16_t* p = pair + 8 * a;
-      const auto x = [&](int j) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(pm + size_t(p[j]) * kBlocksPerVisit)); };
-      __m512i z0 = _mm512_castsi128_si512(x(0)), z1 = _mm512_castsi128_si512(x(4));
-      z0 = _mm512_inserti64x2(z0, x(1), 1);
-      z1 = _mm512_inserti64x2(z1, x(5), 1);
-      z0 = _mm512_inserti64x2(z0, x(2), 2);
-      z1 = _mm512_inserti64x2(z1, x(6), 2);
-      z0 = _mm512_inserti64x2(z0, x(3), 3);
-      z1 = _mm512_inserti64x2(z1, x(7), 3);
-      words[first][a] = _mm512_permutex2var_epi64(z0, even, z1);
-      words[first + 1][a] = _mm512_permutex2var_epi64(z0, odd, z1);
     }
   };
   for (size_t ti = tb; ti < te; ++ti) {
@@ -491,11 +480,10 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
       Chain chains[kBlocksPerVisit];
       size_t n = 0;
       for (size_t t = ti; t < ti + n_trees; ++t) {
-        if (by_blocks) tree_block_words(t, n);
-        if (by_two_blocks) tree_pair_words(t, n);
+        if (by_visit) visit_words(t, n);
         for (size_t k = 0; k < blocks; ++k, ++n) {
           chains[n] = {t, buf.columns.data() + (k * n_out + b.info[t].output) * kBlockRows};
-          if (!by_blocks && !by_two_blocks) tree_words(t, k, n);
+          if (!by_visit) tree_words(t, k, n);
         }
       }
       if (info.f32) walk_chains<true>(b, chains, words, n);

@@ -123,10 +123,11 @@ class Ranker:
             keep = _first_phase(s, settings, rows, retrieval, X)
             rows, source, retrieval, X = rows[keep], source[keep], retrieval[keep], X[keep]
         heads: dict[str, np.ndarray] = {}
-        scores = np.empty((len(rows), len(s.manifest.heads)), np.float32)
         if s.forest is not None and len(rows):
             scores = s.forest.predict(X).reshape(len(rows), -1)
             heads = {name: scores[:, i] for i, name in enumerate(s.manifest.heads)}
+        else:
+            scores = np.empty((len(rows), len(s.manifest.heads)), np.float32)
         t4 = time.perf_counter_ns()
 
         terms: dict[str, np.ndarray] = {}
