@@ -17,6 +17,7 @@ void bind_forest(py::module_& m);
 void bind_rerank(py::module_& m);
 void bind_features(py::module_& m);
 void bind_id_map(py::module_& m);
+void bind_impressions(py::module_& m);
 }  // namespace engine::bind
 
 #ifndef ENGINE_VERSION
@@ -56,4 +57,5 @@ PYBIND11_MODULE(_core, m) {
   engine::bind::bind_rerank(m);
   engine::bind::bind_features(m);
   engine::bind::bind_id_map(m);
+  engine::bind::bind_impressions(m);
 }

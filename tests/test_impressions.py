@@ -111,10 +111,10 @@ class Stall:
         self.release = threading.Event()
         original = writer_module._Writer._write
 
-        def stalled(writer, rows):
+        def stalled(writer, *args):
             self.entered.set()
             assert self.release.wait(30)
-            return original(writer, rows)
+            return original(writer, *args)
 
         monkeypatch.setattr(writer_module._Writer, "_write", stalled)
 
@@ -423,8 +423,8 @@ def test_malformed_records_are_rejected_and_the_writer_goes_on(tmp_path):
     with ImpressionLogger(tmp_path, batch_records=4) as log:
         for k in range(len(bad)):
             if k < len(good):
-                log.log(good[k])
-            log.log(bad[k])
+                assert log.log(good[k]) is True
+            assert log.log(bad[k]) is False  # checked in log(), counted, never raised
     s = log.stats
     assert (s.logged, s.written, s.rejected, s.dropped) == (len(good) + len(bad), len(good), len(bad), 0)
     assert s.first_rejection.startswith("record 'bad-features': features: shape")
@@ -495,10 +495,10 @@ def test_a_failing_write_leaves_a_recoverable_partial_and_the_next_batch_a_new_f
 
 
 def test_a_dead_writer_thread_never_blocks_callers(tmp_path, monkeypatch):
-    def bug(writer, records):
+    def bug(writer, *args):
         raise RuntimeError("a bug in the writer")
 
-    monkeypatch.setattr(writer_module._Writer, "_process", bug)
+    monkeypatch.setattr(writer_module._Writer, "_write", bug)
     log = ImpressionLogger(tmp_path, queue_size=2, batch_records=1)
     log.log(make_record(1))
     wait_until(lambda: log._writer.finished, "the writer thread to stop")

@@ -81,6 +81,7 @@ class Serving:
             self.assembler = FeatureAssembler(manifest.feature_spec, items, self.item_vectors)
         except (ValueError, TypeError) as e:
             raise BundleError(f"{path['items']}: does not fit the feature spec ({e})") from None
+        self.feature_names = tuple(self.assembler.names)  # one tuple: the logger checks it once
 
         self.forest = None
         if "forest" in path:

@@ -68,77 +68,28 @@ _json = msgspec.json.Encoder(enc_hook=_enc_hook)
 
 
 class RecordError(ValueError):
-    """A record the writer refuses; the message names the record and the field."""
+    """A record the logger refuses; the message names the record and the field."""
 
 
-class Row:
-    """A validated record: arrays in the schema's exact dtypes, JSON encoded."""
-
-    __slots__ = ("request_id", "timestamp_us", "user_id", "surface", "context", "user_vector", "item_ids",
-                 "positions", "value", "components", "features", "feature_names", "propensities",
-                 "choice_probabilities", "bundle_version", "model_versions", "nbytes")
-
-
-_INT32_MAX = np.iinfo(np.int32).max
-# id -> tuple of feature names already checked (the tuple is kept, so its id is not reused).
-_checked_names: dict[int, tuple] = {}
-
-
-def _array(name: str, a, kinds: str, dtype, ndim: int) -> np.ndarray:
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy array, got {type(a).__name__}")
-    if a.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
-    if a.dtype.kind not in kinds:
-        raise TypeError(f"{name}: expected {np.dtype(dtype)}, got dtype {a.dtype}")
-    return a if a.dtype == dtype else a.astype(dtype)
-
-
-def _per_item(name: str, a, kinds: str, dtype, n: int) -> np.ndarray:
-    a = _array(name, a, kinds, dtype, 1)
-    if len(a) != n:
-        raise ValueError(f"{name}: length {len(a)}, but item_ids has {n} items")
-    return a
-
-
-def _probabilities(name: str, a, n: int) -> np.ndarray | None:
-    if a is None:
-        return None
-    a = _per_item(name, a, "f", np.float64, n)
-    if n and not ((a >= 0.0) & (a <= 1.0)).all():
-        bad = int((~((a >= 0.0) & (a <= 1.0))).sum())
-        raise ValueError(f"{name}: {bad} of {n} values are NaN or outside [0, 1]")
-    return a
-
-
-def _string(name: str, s) -> str:
-    if not isinstance(s, str):
-        raise TypeError(f"{name}: expected str, got {type(s).__name__}")
-    return s
-
-
-def check(record) -> Row:
-    """Validate one record (raises RecordError naming the record and field)."""
+def append(columns, record, names_slot) -> None:
+    """Check one record and copy it into ``columns`` (an ``_core.ImpressionColumns``).
+    ``names_slot(names)`` gives the writer's number for a feature-names tuple.
+    Raises RecordError naming the record and the field."""
     if not isinstance(record, ImpressionRecord):
         raise RecordError(f"expected an ImpressionRecord, got {type(record).__name__}")
-    rid = record.request_id
     try:
-        return _check(record)
-    except RecordError:
-        raise
+        _append(columns, record, names_slot)
     except Exception as e:  # noqa: BLE001 - any failure makes the record malformed
-        raise RecordError(f"record {rid!r}: {e}") from None
+        raise RecordError(f"record {record.request_id!r}: {e}") from None
 
 
-def _check(r: ImpressionRecord) -> Row:
-    row = Row()
-    row.request_id = _string("request_id", r.request_id)
+def _append(columns, r: ImpressionRecord, names_slot) -> None:
+    # The scalars here (cheap in Python); the arrays natively (bindings/impressions.cpp).
     ts = r.timestamp_us
     if type(ts) is not int and not isinstance(ts, np.integer):
         raise TypeError(f"timestamp_us: expected int, got {type(ts).__name__}")
     if not -(1 << 63) <= ts < (1 << 63):
         raise ValueError(f"timestamp_us: {ts} is outside the int64 range")
-    row.timestamp_us = int(ts)
     uid = r.user_id
     if uid is not None:
         if isinstance(uid, bool) or not isinstance(uid, (int, np.integer)):
@@ -146,147 +97,122 @@ def _check(r: ImpressionRecord) -> Row:
         if not 0 <= uid < (1 << 64):
             raise ValueError(f"user_id: {uid} is outside the uint64 range")
         uid = int(uid)
-    row.user_id = uid
-    row.surface = _string("surface", r.surface)
     if not isinstance(r.context, dict):
         raise TypeError(f"context: expected dict, got {type(r.context).__name__}")
     try:
-        row.context = _json.encode(r.context)
+        context = _json.encode(r.context)
     except (TypeError, NotImplementedError, msgspec.EncodeError, UnicodeError) as e:
         raise ValueError(f"context: {e}") from None
-    row.bundle_version = _string("bundle_version", r.bundle_version)
     mv = r.model_versions
     if not isinstance(mv, dict) or not all(type(k) is str and type(v) is str for k, v in mv.items()):
         raise TypeError("model_versions: expected dict[str, str]")
-    row.model_versions = _json.encode(mv)
-
-    ids = _array("item_ids", r.item_ids, "iu", np.uint64, 1)
-    n = len(ids)
-    if r.item_ids.dtype.kind == "i" and n and r.item_ids.min() < 0:
-        raise ValueError("item_ids: negative id")
-    row.item_ids = ids
-    pos = r.positions
-    if not isinstance(pos, np.ndarray) or pos.ndim != 1 or pos.dtype.kind not in "iu":
-        raise TypeError("positions: expected a 1-D int32 array, got "
-                        + (f"dtype {pos.dtype}, shape {pos.shape}" if isinstance(pos, np.ndarray)
-                           else type(pos).__name__))
-    if len(pos) != n:
-        raise ValueError(f"positions: length {len(pos)}, but item_ids has {n} items")
-    if n and (pos.min() < 0 or (pos.dtype.itemsize >= 4 and pos.dtype != np.int32 and pos.max() > _INT32_MAX)):
-        raise ValueError("positions: values must lie in [0, 2**31)")
-    row.positions = pos if pos.dtype == np.int32 else pos.astype(np.int32)
-    row.value = _per_item("value", r.value, "f", np.float32, n)
-    feats = _array("features", r.features, "f", np.float32, 2)
-    if feats.shape[0] != n:
-        raise ValueError(f"features: shape {feats.shape}, but item_ids has {n} items")
-    row.features = feats
-    if not isinstance(r.components, dict):
-        raise TypeError(f"components: expected dict, got {type(r.components).__name__}")
-    comps = {}
-    for key, a in r.components.items():
-        if type(key) is not str:
-            raise TypeError(f"components: key {key!r} is not a str")
-        comps[key] = _per_item(f"components[{key!r}]", a, "f", np.float32, n)
-    row.components = comps
     names = r.feature_names
     if names is not None:
         if isinstance(names, list):
             names = tuple(names)
-        if _checked_names.get(id(names)) is not names:  # records usually share one tuple: check it once
-            if not isinstance(names, tuple) or not all(type(s) is str for s in names):
-                raise TypeError("feature_names: expected a tuple of str or None")
-            if len(_checked_names) >= 64:
-                _checked_names.clear()
-            _checked_names[id(names)] = names
-        if len(names) != feats.shape[1]:
-            raise ValueError(f"feature_names: {len(names)} names for {feats.shape[1]} feature columns")
-    row.feature_names = names
-    uv = r.user_vector
-    row.user_vector = None if uv is None else _array("user_vector", uv, "f", np.float32, 1)
-    row.propensities = _probabilities("propensities", r.propensities, n)
-    row.choice_probabilities = _probabilities("choice_probabilities", r.choice_probabilities, n)
-    row.nbytes = (feats.size * 4 + n * 24 + 4 * n * len(comps) + len(row.context) + 64
-                  + (0 if uv is None else 4 * len(uv)))
-    return row
+        if not isinstance(names, tuple):
+            raise TypeError("feature_names: expected a tuple of str or None")
+    columns.append(
+        _utf8("request_id", r.request_id), int(ts), uid, _utf8("surface", r.surface), context, r.user_vector,
+        r.item_ids, r.positions, r.value, r.components, r.features,
+        -1 if names is None else names_slot(names), -1 if names is None else len(names),
+        r.propensities, r.choice_probabilities, _utf8("bundle_version", r.bundle_version), _json.encode(mv))
 
 
-def _offsets(lengths) -> pa.Array:
-    out = np.zeros(len(lengths) + 1, np.int64)
-    np.cumsum(lengths, out=out[1:])
-    if out[-1] > _INT32_MAX:
-        raise ValueError(f"a batch holds {out[-1]} list values, more than int32 offsets address")
-    return pa.array(out.astype(np.int32), pa.int32())
+def _utf8(name: str, s) -> bytes:
+    if not isinstance(s, str):
+        raise TypeError(f"{name}: expected str, got {type(s).__name__}")
+    try:
+        return s.encode()
+    except UnicodeError as e:
+        raise ValueError(f"{name}: {e}") from None
 
 
-def _list(arrays: list[np.ndarray], dtype, type_) -> pa.Array:
-    values = np.concatenate(arrays) if arrays else np.zeros(0, dtype)
-    return pa.ListArray.from_arrays(_offsets([len(a) for a in arrays]), pa.array(values, type_))
+def check_names(names: tuple) -> None:
+    """A feature-names tuple's entries are str (checked once per tuple, by names_slot)."""
+    if not all(type(s) is str for s in names):
+        raise TypeError("feature_names: expected a tuple of str or None")
 
 
-def _nullable_list(arrays: list, dtype, type_) -> pa.Array:
-    present = [a for a in arrays if a is not None]
-    if not present:
-        return pa.nulls(len(arrays), pa.list_(type_))
-    values = np.concatenate(present)
-    lengths = [0 if a is None else len(a) for a in arrays]
-    mask = pa.array([a is None for a in arrays], pa.bool_())
-    return pa.ListArray.from_arrays(_offsets(lengths), pa.array(values, type_), mask=mask)
+# Arrays are built with from_buffers over the native columns: zero copy, and
+# never through pa.array(ndarray), which imports pandas on first use (a long
+# GIL hold in the writer thread, and a failure at interpreter exit).
+def _validity(valid: np.ndarray) -> tuple[pa.Buffer | None, int]:
+    nulls = len(valid) - int(np.count_nonzero(valid))
+    return (None, 0) if nulls == 0 else (pa.py_buffer(np.packbits(valid, bitorder="little")), nulls)
 
 
-def to_batch(rows: list[Row], file_feature_names: tuple[str, ...] | None) -> pa.RecordBatch:
-    """One RecordBatch of the file schema. ``feature_names`` holds null where a
-    record's names are the file's, ``[null]`` for None in a file with names,
-    and the names otherwise."""
-    n = np.fromiter((len(r.item_ids) for r in rows), np.int64, len(rows))
-    comp_names: list[str] = []
-    comp_arrays: list[np.ndarray] = []
-    comp_counts = np.empty(len(rows), np.int64)
-    for i, r in enumerate(rows):
-        comp_names.extend(r.components)
-        comp_arrays.extend(r.components.values())
-        comp_counts[i] = len(r.components)
-    comp_items = pa.ListArray.from_arrays(
-        _offsets(np.repeat(n, comp_counts)),
-        pa.array(np.concatenate(comp_arrays) if comp_arrays else np.zeros(0, np.float32), pa.float32()))
-    components = pa.MapArray.from_arrays(_offsets(comp_counts), pa.array(comp_names, pa.string()), comp_items)
+def _primitive(values: np.ndarray, type_, valid: np.ndarray | None = None) -> pa.Array:
+    bitmap, nulls = (None, 0) if valid is None else _validity(valid)
+    return pa.Array.from_buffers(type_, len(values), [bitmap, pa.py_buffer(values)], null_count=nulls)
 
-    n_features = np.fromiter((r.features.shape[1] for r in rows), np.int64, len(rows))
-    features = pa.ListArray.from_arrays(
-        _offsets(n * n_features),
-        pa.array(np.concatenate([r.features.reshape(-1) for r in rows]), pa.float32()))
 
-    names = []
-    for r in rows:
-        fn = r.feature_names
-        if fn is file_feature_names or fn == file_feature_names:
-            names.append(None)
-        else:
-            names.append([None] if fn is None else list(fn))
+def _strings(a: dict, key: str) -> pa.Array:
+    offsets = a[key + ".offsets"]
+    return pa.Array.from_buffers(pa.string(), len(offsets) - 1,
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(a[key + ".data"])])
 
-    user_ids = [r.user_id for r in rows]
-    user_mask = np.fromiter((u is None for u in user_ids), np.bool_, len(rows))
-    user_values = np.fromiter((0 if u is None else u for u in user_ids), np.uint64, len(rows))
 
+def _list(offsets: np.ndarray, values: pa.Array, valid: np.ndarray | None = None) -> pa.Array:
+    bitmap, nulls = (None, 0) if valid is None else _validity(valid)
+    return pa.Array.from_buffers(pa.list_(values.type), len(offsets) - 1, [bitmap, pa.py_buffer(offsets)],
+                                 null_count=nulls, children=[values])
+
+
+def _lists(a: dict, key: str, type_, nullable: bool = False) -> pa.Array:
+    return _list(a[key + ".offsets"], _primitive(a[key + ".values"], type_), a[key + ".valid"] if nullable else None)
+
+
+def to_batch(a: dict, names_of_slot: list, file_feature_names: tuple[str, ...] | None) -> pa.RecordBatch:
+    """One RecordBatch of the file schema from ``ImpressionColumns.to_arrays()``,
+    in a few calls per column (a loop over records only for feature names
+    that differ from the file's). ``feature_names`` holds null where a record's
+    names are the file's, ``[null]`` for None in a file with names, and the
+    names otherwise (``names_of_slot``: the names of each ``names_slot``)."""
+    items = a["items.offsets"]
     columns = [
-        pa.array([r.request_id for r in rows], pa.string()),
-        pa.array(np.fromiter((r.timestamp_us for r in rows), np.int64, len(rows)), pa.timestamp("us", tz="UTC")),
-        pa.array(user_values, pa.uint64(), mask=user_mask),
-        pa.array([r.surface for r in rows], pa.string()),
-        pa.array([r.context for r in rows], pa.string()),
-        _nullable_list([r.user_vector for r in rows], np.float32, pa.float32()),
-        _list([r.item_ids for r in rows], np.uint64, pa.uint64()),
-        _list([r.positions for r in rows], np.int32, pa.int32()),
-        _list([r.value for r in rows], np.float32, pa.float32()),
-        components,
-        pa.array(n_features.astype(np.int32), pa.int32()),
-        features,
-        pa.array(names, pa.list_(pa.string())),
-        _nullable_list([r.propensities for r in rows], np.float64, pa.float64()),
-        _nullable_list([r.choice_probabilities for r in rows], np.float64, pa.float64()),
-        pa.array([r.bundle_version for r in rows], pa.string()),
-        pa.array([r.model_versions for r in rows], pa.string()),
+        _strings(a, "request_id"),
+        _primitive(a["timestamp_us"], pa.timestamp("us", tz="UTC")),
+        _primitive(a["user_id"], pa.uint64(), a["user_id.valid"]),
+        _strings(a, "surface"),
+        _strings(a, "context"),
+        _lists(a, "user_vector", pa.float32(), nullable=True),
+        _list(items, _primitive(a["item_ids"], pa.uint64())),
+        _list(items, _primitive(a["positions"], pa.int32())),
+        _list(items, _primitive(a["value"], pa.float32())),
+        pa.MapArray.from_arrays(_primitive(a["components.offsets"], pa.int32()), _strings(a, "components.names"),
+                                _lists(a, "components.values", pa.float32())),
+        _primitive(a["n_features"], pa.int32()),
+        _lists(a, "features", pa.float32()),
+        _feature_names(a["names_slot"], names_of_slot, file_feature_names),
+        _lists(a, "propensities", pa.float64(), nullable=True),
+        _lists(a, "choice_probabilities", pa.float64(), nullable=True),
+        _strings(a, "bundle_version"),
+        _strings(a, "model_versions"),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+
+
+def _feature_names(slots: np.ndarray, names_of_slot: list, file_names) -> pa.Array:
+    kind = pa.list_(pa.string())
+    distinct = np.unique(slots).tolist()
+    names = {s: None if s < 0 else names_of_slot[s] for s in distinct}
+    same = {s for s, n in names.items() if n is file_names or n == file_names}
+    if len(same) == len(distinct):  # the usual case: every record has the file's names
+        return pa.nulls(len(slots), kind)
+    # Per record: null (the file's names), [null] (no names in a file with names), or the names.
+    lists = [None if s in same else (None,) if names[s] is None else names[s] for s in slots.tolist()]
+    words = [w for entry in lists if entry is not None for w in entry]
+    encoded = [b"" if w is None else w.encode() for w in words]
+    word_offsets = np.zeros(len(words) + 1, np.int32)
+    np.cumsum([len(w) for w in encoded], out=word_offsets[1:])
+    strings = pa.Array.from_buffers(
+        pa.string(), len(words),
+        [_validity(np.array([w is not None for w in words], np.uint8))[0], pa.py_buffer(word_offsets),
+         pa.py_buffer(b"".join(encoded))])
+    offsets = np.zeros(len(lists) + 1, np.int32)
+    np.cumsum([0 if entry is None else len(entry) for entry in lists], out=offsets[1:])
+    return _list(offsets, strings, np.array([entry is not None for entry in lists], np.uint8))
 
 
 def batch_crc(batch: pa.RecordBatch) -> int:

@@ -2,9 +2,10 @@
 
 Files
 -----
-A daemon thread drains a bounded queue, validates the records, groups them
-into RecordBatches (at most ``batch_records`` records, and about 32 MiB)
-and appends them to ``<prefix>-<UTC yyyymmddTHHMMSS>-<pid>-<seq:06d>.arrow.partial``
+``log()`` checks a record and copies it into a bounded native queue that
+already has the columns' Arrow layout (``cpp/impressions/columns.hpp``). A
+daemon thread takes RecordBatches from it (at most ``batch_records`` records,
+and about 32 MiB) and appends them to ``<prefix>-<UTC yyyymmddTHHMMSS>-<pid>-<seq:06d>.arrow.partial``
 in the Arrow IPC *file* format. A file ends at the first batch boundary past
 ``rotate_bytes``, when it is ``rotate_seconds`` old (checked while idle too),
 on ``flush()`` and on ``close()``: the writer then writes the footer, fsyncs
@@ -91,9 +92,14 @@ __all__ = ["ImpressionLogger", "LoggerStats"]
 class ImpressionLogger:
     """Append impression records to Arrow IPC files in ``directory`` from a background thread.
 
-    ``log(record)`` only enqueues (about a microsecond); validation,
-    conversion and writing happen in the writer thread. It keeps references
-    to the record's arrays: do not modify them after logging.
+    ``log(record)`` checks the record and copies it into the queue (~5-15 us
+    for a 20-item, 60-feature record; most of it the context's JSON); the
+    writer thread builds and writes whole batches, so its Python work (which
+    holds the GIL that request threads need back after every native call) is
+    per batch, not per record. A malformed record is not queued: ``log()``
+    returns False, counts it in ``stats.rejected`` with the reason naming the
+    field (``first_rejection``, ``last_error``) and logs an error at most once
+    a minute. The record may be reused or modified once ``log()`` returns.
 
     ``when_full``: ``"block"`` makes ``log()`` wait for room in the queue, so
     a writer that cannot keep up slows the requests that log (backpressure,
@@ -141,8 +147,9 @@ class ImpressionLogger:
         return self._writer.directory
 
     def log(self, record: ImpressionRecord) -> bool:
-        """Enqueue one record. False when it was dropped (``when_full="drop"``
-        and the queue is full). Raises RuntimeError after ``close()``."""
+        """Check and enqueue one record. False when it was rejected (malformed)
+        or dropped (``when_full="drop"`` and the queue is full). Raises
+        RuntimeError after ``close()``."""
         return self._put(record)
 
     def flush(self, timeout: float | None = None) -> bool:

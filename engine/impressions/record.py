@@ -10,10 +10,10 @@ class ImpressionRecord(msgspec.Struct, frozen=True):
     """One ranking response: the items shown, in position order, with the
     scores, features and propensities they were served with.
 
-    Per-item arrays all have length ``n`` (the number of items shown). The
-    logger validates records in its writer thread, not in ``log()``: a record
-    that does not fit this description is counted in ``LoggerStats.rejected``
-    and never reaches a file.
+    Per-item arrays all have length ``n`` (the number of items shown).
+    ``ImpressionLogger.log()`` checks each record: one that does not fit this
+    description is counted in ``LoggerStats.rejected`` (the reason names the
+    field) and never reaches a file.
 
     - ``item_ids``: uint64 (n,); any integer dtype with non-negative values is accepted.
     - ``positions``: int32 (n,), 0-based; any integer dtype with values in [0, 2**31).

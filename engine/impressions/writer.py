@@ -6,7 +6,6 @@ file format is documented there."""
 
 from __future__ import annotations
 
-import collections
 import itertools
 import logging
 import os
@@ -18,6 +17,7 @@ import msgspec
 import pyarrow as pa
 from pyarrow import ipc
 
+from engine import _core
 from engine.impressions import _schema
 
 _log = logging.getLogger("engine.impressions")
@@ -71,7 +71,12 @@ class _Writer:
         self.lock = threading.Lock()
         self.has_work = threading.Condition(self.lock)
         self.has_room = threading.Condition(self.lock)
-        self.pending: collections.deque = collections.deque()
+        # Records logged and not yet taken by the thread, checked and copied in Arrow
+        # layout (cpp/impressions/columns.hpp): the thread's Python work is per batch.
+        self.pending = _core.ImpressionColumns()
+        self.queued = 0  # len(self.pending), kept under the lock
+        self.names: list = []  # feature-name tuples of the queued records, by names_slot
+        self.slot_of: dict = {}  # id(tuple) -> (tuple, slot) and tuple -> slot
         self.first_pending_at = 0.0
         self.blocked = 0  # callers waiting for room
         self.closing = False
@@ -97,7 +102,8 @@ class _Writer:
         self.lock = threading.Lock()
         self.has_work = threading.Condition(self.lock)
         self.has_room = threading.Condition(self.lock)
-        self.pending = collections.deque()  # the parent writes these
+        self.pending = _core.ImpressionColumns()  # the parent writes these
+        self.queued = 0
         self.flush_waiters = []
         self.blocked = 0
         self.finished = self.forked = True
@@ -112,28 +118,47 @@ class _Writer:
         with self.lock:
             if self.closing:
                 raise RuntimeError("ImpressionLogger.log() after close()")
-            pending = self.pending
             self.logged += 1
-            if len(pending) >= self.queue_size and not (self.drop or self.finished):
+            if self.queued >= self.queue_size and not (self.drop or self.finished):
                 self.blocked += 1
                 try:
-                    while len(pending) >= self.queue_size and not self.finished:
+                    while self.queued >= self.queue_size and not self.finished:
                         self.has_room.wait()
                 finally:
                     self.blocked -= 1
-            if len(pending) >= self.queue_size or self.finished:
+            if self.queued >= self.queue_size or self.finished:
                 warning = self._drop()
             else:
-                pending.append(record)
-                if len(pending) == 1:
-                    self.first_pending_at = _monotonic()
-                    self.has_work.notify()
-                elif len(pending) == self.batch_records:
-                    self.has_work.notify()
-                return True
+                try:
+                    _schema.append(self.pending, record, self._names_slot)
+                except _schema.RecordError as e:
+                    warning = self._reject(str(e))
+                else:
+                    self.queued += 1
+                    if self.queued == 1:
+                        self.first_pending_at = _monotonic()
+                        self.has_work.notify()
+                    elif self.queued == self.batch_records:
+                        self.has_work.notify()
+                    return True
         if warning is not None:
-            _log.warning(*warning)
+            emit, args = warning
+            emit(*args)
         return False
+
+    def _names_slot(self, names: tuple) -> int:
+        """The number of a feature-names tuple in self.names (under the lock):
+        records share one tuple, found by identity; equal tuples share a number."""
+        hit = self.slot_of.get(id(names))
+        if hit is not None and hit[0] is names:
+            return hit[1]
+        slot = self.slot_of.get(names)
+        if slot is None:
+            _schema.check_names(names)
+            slot = self.slot_of[names] = len(self.names)
+            self.names.append(names)
+        self.slot_of[id(names)] = (names, slot)
+        return slot
 
     def _drop(self):
         """Count one dropped record (under the lock); the warning to emit, at most once a minute."""
@@ -145,8 +170,24 @@ class _Writer:
         reason = ("the process was forked after the logger was created (create loggers after fork())" if self.forked
                   else "the writer thread has stopped" if self.finished
                   else f"the queue is full ({self.queue_size} records)")
-        return ("impression logger %s: dropping records because %s; %d dropped so far",
-                self.directory, reason, self.dropped)
+        return _log.warning, ("impression logger %s: dropping records because %s; %d dropped so far",
+                              self.directory, reason, self.dropped)
+
+    def _reject(self, why: str, count: int = 1):
+        """Count rejected records (under the lock); the error to log, at most once a minute."""
+        self.rejected += count
+        self.last_error = f"rejected: {why}"
+        if self.first_rejection is None:
+            self.first_rejection = why
+        return self._error("impression logger %s: rejected a record: %s", self.directory, why)
+
+    def _error(self, message: str, *args):
+        """(under the lock) The error to log, or None within a minute of the last one."""
+        now = _monotonic()
+        if now - self.last_error_log < _WARN_EVERY:
+            return None
+        self.last_error_log = now
+        return _log.error, (message, *args)
 
     def request_flush(self) -> threading.Event:
         event = threading.Event()
@@ -181,7 +222,7 @@ class _Writer:
             self._abandon_file()
             with self.lock:
                 self.last_error = f"the writer thread stopped: {type(e).__name__}: {e}"
-                self.pending.clear()  # with the records in flight: all that is not accounted for is lost
+                self.pending, self.queued = _core.ImpressionColumns(), 0  # lost, with the records in flight
                 self.dropped = self.logged - self.written - self.rejected
         finally:
             with self.lock:
@@ -192,10 +233,10 @@ class _Writer:
                 self.has_room.notify_all()
 
     def _take(self):
-        """Wait for work; returns (records, flush events, exit)."""
+        """Wait for work; returns (records taken, their feature names by slot, flush events, exit)."""
         with self.lock:
             while True:
-                n = len(self.pending)
+                n = self.queued
                 if self.closing or self.flush_waiters:
                     if n == 0 and self.blocked and not self.flush_waiters:
                         self.has_work.wait()  # a caller blocked before close() is about to add its record
@@ -220,18 +261,22 @@ class _Writer:
                         break
                     timeout = due - now if timeout is None else min(timeout, due - now)
                 self.has_work.wait(timeout)
-            records = [self.pending.popleft() for _ in range(k)]
+            records = self.pending.take(k) if k else None  # a swap when k is all of them
+            names = self.names
+            self.queued -= k
+            if self.queued == 0 and len(self.names) > 64:  # forget the names of many past records
+                self.names, self.slot_of = [], {}
             if k and self.blocked:
                 self.has_room.notify(k)
             flushes, self.flush_waiters = self.flush_waiters, []
-            done = self.closing and not self.pending and not self.blocked
-        return records, flushes, done
+            done = self.closing and not self.queued and not self.blocked
+        return records, names, flushes, done
 
     def _loop(self) -> None:
         while True:
-            records, flushes, done = self._take()
-            if records:
-                self._process(records)
+            records, names, flushes, done = self._take()
+            while records is not None and len(records):
+                self._write(records.take(self.batch_records, self.max_batch_bytes), names)
             if self.file is not None and (flushes or done or self._too_old()):
                 self._finish_file()
             for event in flushes:
@@ -242,63 +287,28 @@ class _Writer:
     def _too_old(self) -> bool:
         return _monotonic() - self.file.opened_at >= self.rotate_seconds
 
-    def _process(self, records: list) -> None:
-        rows, size = [], 0
-        for record in records:
-            # Checking a record is ~10 us of Python holding the GIL; without a
-            # yield, a request thread could wait for the writer's whole batch
-            # (up to the 5 ms switch interval). sleep(0) hands the GIL over.
-            time.sleep(0)
-            try:
-                row = _schema.check(record)
-            except Exception as e:  # noqa: BLE001 - a malformed record never stops the writer
-                self._reject(str(e))
-                continue
-            rows.append(row)
-            size += row.nbytes
-            if len(rows) >= self.batch_records or size >= self.max_batch_bytes:
-                self._write(rows)
-                rows, size = [], 0
-        if rows:
-            self._write(rows)
-
-    def _reject(self, why: str, count: int = 1) -> None:
-        with self.lock:
-            self.rejected += count
-            self.last_error = f"rejected: {why}"
-            if self.first_rejection is None:
-                self.first_rejection = why
-        self._log_error("impression logger %s: rejected a record: %s", self.directory, why)
-
     def _log_error(self, message: str, *args) -> None:
-        now = _monotonic()
-        if now - self.last_error_log >= _WARN_EVERY:
-            self.last_error_log = now
-            _log.error(message, *args)
+        with self.lock:
+            error = self._error(message, *args)
+        if error is not None:
+            emit, args = error
+            emit(*args)
 
-    def _to_batch(self, rows: list, names) -> tuple[pa.RecordBatch | None, int]:
-        try:
-            return _schema.to_batch(rows, names), len(rows)
-        except Exception:  # noqa: BLE001 - find the records that cannot be converted
-            good = []
-            for row in rows:
-                try:
-                    _schema.to_batch([row], names)
-                    good.append(row)
-                except Exception as e:  # noqa: BLE001
-                    self._reject(f"record {row.request_id!r}: {type(e).__name__}: {e}")
-            try:
-                return (_schema.to_batch(good, names), len(good)) if good else (None, 0)
-            except Exception as e:  # noqa: BLE001 - each converts alone but not together (a batch too large?)
-                self._reject(f"a batch of {len(good)} records: {type(e).__name__}: {e}", len(good))
-                return None, 0
-
-    def _write(self, rows: list) -> None:
+    def _write(self, records, names_of_slot: list) -> None:
+        """Write one batch of records (an ImpressionColumns) to the current file."""
         if self.file is not None and self._too_old():
             self._finish_file()
-        names = self.file.names if self.file is not None else rows[0].feature_names
-        batch, count = self._to_batch(rows, names)
-        if batch is None:
+        count = len(records)
+        arrays = records.to_arrays()
+        first = int(arrays["names_slot"][0])
+        names = self.file.names if self.file is not None else None if first < 0 else names_of_slot[first]
+        try:
+            batch = _schema.to_batch(arrays, names_of_slot, names)
+        except Exception as e:  # noqa: BLE001 - a bug, not the records' fault (they were checked): never stop
+            with self.lock:
+                error = self._reject(f"a batch of {count} records: {type(e).__name__}: {e}", count)
+            if error is not None:
+                error[0](*error[1])
             return
         try:
             if self.file is None:

@@ -238,7 +238,7 @@ class Ranker:
             surface=request.surface, context=fields,
             user_vector=user_vector, item_ids=response.item_ids,
             positions=np.arange(n, dtype=np.int32), value=response.value, components=response.components,
-            features=features, feature_names=s.assembler.names, propensities=response.propensities,
+            features=features, feature_names=s.feature_names, propensities=response.propensities,
             choice_probabilities=choice, bundle_version=s.version, model_versions=s.manifest.model_versions,
         ))
 
