@@ -163,33 +163,44 @@ def _lists(a: dict, key: str, type_, nullable: bool = False) -> pa.Array:
     return _list(a[key + ".offsets"], _primitive(a[key + ".values"], type_), a[key + ".valid"] if nullable else None)
 
 
-def to_batch(a: dict, names_of_slot: list, file_feature_names: tuple[str, ...] | None) -> pa.RecordBatch:
+def _no_pause() -> None:
+    pass
+
+
+def to_batch(a: dict, names_of_slot: list, file_feature_names: tuple[str, ...] | None,
+             pause=_no_pause) -> pa.RecordBatch:
     """One RecordBatch of the file schema from ``ImpressionColumns.to_arrays()``,
     in a few calls per column (a loop over records only for feature names
     that differ from the file's). ``feature_names`` holds null where a record's
     names are the file's, ``[null]`` for None in a file with names, and the
-    names otherwise (``names_of_slot``: the names of each ``names_slot``)."""
+    names otherwise (``names_of_slot``: the names of each ``names_slot``).
+    ``pause()`` runs between columns (the writer thread sleeps there, see writer.py)."""
     items = a["items.offsets"]
-    columns = [
-        _strings(a, "request_id"),
-        _primitive(a["timestamp_us"], pa.timestamp("us", tz="UTC")),
-        _primitive(a["user_id"], pa.uint64(), a["user_id.valid"]),
-        _strings(a, "surface"),
-        _strings(a, "context"),
-        _lists(a, "user_vector", pa.float32(), nullable=True),
-        _list(items, _primitive(a["item_ids"], pa.uint64())),
-        _list(items, _primitive(a["positions"], pa.int32())),
-        _list(items, _primitive(a["value"], pa.float32())),
-        pa.MapArray.from_arrays(_primitive(a["components.offsets"], pa.int32()), _strings(a, "components.names"),
-                                _lists(a, "components.values", pa.float32())),
-        _primitive(a["n_features"], pa.int32()),
-        _lists(a, "features", pa.float32()),
-        _feature_names(a["names_slot"], names_of_slot, file_feature_names),
-        _lists(a, "propensities", pa.float64(), nullable=True),
-        _lists(a, "choice_probabilities", pa.float64(), nullable=True),
-        _strings(a, "bundle_version"),
-        _strings(a, "model_versions"),
+    builders = [
+        lambda: _strings(a, "request_id"),
+        lambda: _primitive(a["timestamp_us"], pa.timestamp("us", tz="UTC")),
+        lambda: _primitive(a["user_id"], pa.uint64(), a["user_id.valid"]),
+        lambda: _strings(a, "surface"),
+        lambda: _strings(a, "context"),
+        lambda: _lists(a, "user_vector", pa.float32(), nullable=True),
+        lambda: _list(items, _primitive(a["item_ids"], pa.uint64())),
+        lambda: _list(items, _primitive(a["positions"], pa.int32())),
+        lambda: _list(items, _primitive(a["value"], pa.float32())),
+        lambda: pa.MapArray.from_arrays(_primitive(a["components.offsets"], pa.int32()),
+                                        _strings(a, "components.names"),
+                                        _lists(a, "components.values", pa.float32())),
+        lambda: _primitive(a["n_features"], pa.int32()),
+        lambda: _lists(a, "features", pa.float32()),
+        lambda: _feature_names(a["names_slot"], names_of_slot, file_feature_names),
+        lambda: _lists(a, "propensities", pa.float64(), nullable=True),
+        lambda: _lists(a, "choice_probabilities", pa.float64(), nullable=True),
+        lambda: _strings(a, "bundle_version"),
+        lambda: _strings(a, "model_versions"),
     ]
+    columns = []
+    for build in builders:
+        columns.append(build())
+        pause()
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 
 
@@ -215,14 +226,15 @@ def _feature_names(slots: np.ndarray, names_of_slot: list, file_names) -> pa.Arr
     return _list(offsets, strings, np.array([entry is not None for entry in lists], np.uint8))
 
 
-def batch_crc(batch: pa.RecordBatch) -> int:
+def batch_crc(batch: pa.RecordBatch, pause=_no_pause) -> int:
     """CRC-32 of a batch's logical content: per column, the validity (when
     there are nulls), list offsets relative to the first, and the bytes of the
     values in range. Equal for a batch and its IPC round trip, whatever the
-    compression, slicing or buffer padding."""
+    compression, slicing or buffer padding. ``pause()`` runs between columns."""
     crc = 0
     for column in batch.columns:
         crc = _crc_array(crc, column)
+        pause()
     return crc
 
 

@@ -25,6 +25,17 @@ _monotonic = time.monotonic  # the writer's clock (tests replace it)
 _SEQUENCE = itertools.count()  # file numbers, shared by all loggers of the process: names never collide
 _MAX_BATCH_BYTES = 32 << 20
 _WARN_EVERY = 60.0  # seconds between two warnings about dropped records / write errors
+# The thread sleeps this long between the columns of a batch it converts or
+# checksums. Those steps hold the GIL, and a request thread coming back from
+# a native call waits for the GIL until the writer lets go: a voluntary
+# release (sleep(0)) is taken back before the waiting thread wakes up, so
+# without a real sleep it could wait for the whole batch (~1 ms) or the 5 ms
+# switch interval. A batch then takes ~34 pauses longer, which nobody waits for.
+_PAUSE_SECONDS = 20e-6
+
+
+def _pause() -> None:
+    time.sleep(_PAUSE_SECONDS)
 _WRITERS: weakref.WeakSet = weakref.WeakSet()  # every writer state of the process, for fork()
 
 
@@ -303,7 +314,7 @@ class _Writer:
         first = int(arrays["names_slot"][0])
         names = self.file.names if self.file is not None else None if first < 0 else names_of_slot[first]
         try:
-            batch = _schema.to_batch(arrays, names_of_slot, names)
+            batch = _schema.to_batch(arrays, names_of_slot, names, _pause)
         except Exception as e:  # noqa: BLE001 - a bug, not the records' fault (they were checked): never stop
             with self.lock:
                 error = self._reject(f"a batch of {count} records: {type(e).__name__}: {e}", count)
@@ -314,7 +325,8 @@ class _Writer:
             if self.file is None:
                 self._open_file(names)
             f = self.file
-            f.writer.write_batch(batch, custom_metadata={_schema.BATCH_CRC: str(_schema.batch_crc(batch))})
+            crc = _schema.batch_crc(batch, _pause)
+            f.writer.write_batch(batch, custom_metadata={_schema.BATCH_CRC: str(crc)})
             size = f.sink.tell()
         except Exception as e:  # noqa: BLE001 - disk full, permissions, ...: never the host's problem
             self._write_failed(count, e)
