@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "impressions/columns.hpp"
+#include "impressions/staging.hpp"
 
 namespace engine::bind {
 
@@ -125,13 +126,21 @@ py::array_t<int32_t> positions_of(const py::handle& obj, size_t n) {
   return field<int32_t>(a, {"positions"}, "iu", 1);
 }
 
-// A Columns object shared by the request threads (append) and the writer (take).
-struct Staging {
+// The queue shared by the request threads (append) and the writer (take);
+// `home` is the queue a taken batch came from, which gets its segments back.
+struct Queue : std::enable_shared_from_this<Queue> {
   std::mutex mutex;
-  Columns columns;
+  impressions::Staging staging;
+  std::weak_ptr<Queue> home;
+
+  std::weak_ptr<Queue> origin() { return home.expired() ? weak_from_this() : home; }
+  void recycle(std::vector<Columns>& used) {
+    std::lock_guard lock(mutex);
+    for (Columns& c : used) staging.recycle(std::move(c));
+  }
 };
 
-void append(Staging& staging, const py::bytes& request_id, int64_t timestamp_us, const py::object& user_id,
+void append(Queue& queue, const py::bytes& request_id, int64_t timestamp_us, const py::object& user_id,
             const py::bytes& surface, const py::bytes& context, const py::object& user_vector,
             const py::object& item_ids, const py::object& positions, const py::object& value,
             const py::object& components, const py::object& features, int32_t names_slot, int64_t names_count,
@@ -188,14 +197,20 @@ void append(Staging& staging, const py::bytes& request_id, int64_t timestamp_us,
   r.propensities = probabilities(propensities, "propensities", r.n, held);
   r.choice_probabilities = probabilities(choice_probabilities, "choice_probabilities", r.n, held);
 
-  std::lock_guard lock(staging.mutex);  // a copy of a few KB: not worth giving up the GIL
-  staging.columns.append(r);
+  std::lock_guard lock(queue.mutex);  // a copy of a few KB: not worth giving up the GIL
+  queue.staging.append(r);
 }
 
 // Numpy arrays over a taken batch, which they keep alive; offsets as int32.
 struct Exported {
   Columns columns;
   std::deque<std::vector<int32_t>> offsets;  // a deque: the views point into its elements
+  std::weak_ptr<Queue> home;
+  ~Exported() {
+    std::vector<Columns> used(1);
+    used[0] = std::move(columns);
+    if (auto queue = home.lock()) queue->recycle(used);
+  }
 };
 
 template <typename T>
@@ -205,11 +220,17 @@ py::array view(const std::shared_ptr<Exported>& owner, const T* data, size_t n) 
   return py::array_t<T>({py::ssize_t(n)}, {py::ssize_t(sizeof(T))}, data, base);
 }
 
-py::dict to_arrays(Staging& staging) {
+py::dict to_arrays(Queue& queue) {
   auto owner = std::make_shared<Exported>();
+  owner->home = queue.origin();
   {
-    std::lock_guard lock(staging.mutex);
-    std::swap(owner->columns, staging.columns);
+    std::vector<Columns> emptied;
+    py::gil_scoped_release release;  // a batch of several segments is copied into one
+    {
+      std::lock_guard lock(queue.mutex);
+      owner->columns = queue.staging.concatenate(emptied);
+    }
+    if (auto home = owner->home.lock()) home->recycle(emptied);
   }
   Columns& c = owner->columns;
   py::dict out;
@@ -256,9 +277,9 @@ py::dict to_arrays(Staging& staging) {
 }  // namespace
 
 void bind_impressions(py::module_& m) {
-  py::class_<Staging, std::shared_ptr<Staging>>(
+  py::class_<Queue, std::shared_ptr<Queue>>(
       m, "ImpressionColumns",
-      "Impression records in the log's Arrow layout (cpp/impressions/columns.hpp); safe to share between "
+      "Impression records in the log's Arrow layout (cpp/impressions/staging.hpp); safe to share between "
       "threads.")
       .def(py::init<>())
       .def("append", &append, py::arg("request_id"), py::arg("timestamp_us"), py::arg("user_id"),
@@ -270,19 +291,20 @@ void bind_impressions(py::module_& m) {
            "come UTF-8 encoded, context and model_versions as JSON; names_count is -1 without names.")
       .def(
           "take",
-          [](Staging& s, size_t max_records, size_t max_bytes) {
-            auto taken = std::make_shared<Staging>();
+          [](Queue& q, size_t max_records, size_t max_bytes) {
+            auto taken = std::make_shared<Queue>();
+            taken->home = q.origin();
             py::gil_scoped_release release;
-            std::lock_guard lock(s.mutex);
-            taken->columns = s.columns.take_front(max_records, max_bytes);
+            std::lock_guard lock(q.mutex);
+            taken->staging = q.staging.take(max_records, max_bytes);
             return taken;
           },
           py::arg("max_records"), py::arg("max_bytes") = SIZE_MAX,
           "Move out the oldest records: at most max_records, within max_bytes (at least one).")
       .def("to_arrays", &to_arrays,
            "Move every record out as numpy arrays of the columns (this object is empty afterwards).")
-      .def("__len__", [](Staging& s) { std::lock_guard lock(s.mutex); return s.columns.size(); })
-      .def_property_readonly("nbytes", [](Staging& s) { std::lock_guard lock(s.mutex); return s.columns.nbytes(); });
+      .def("__len__", [](Queue& q) { std::lock_guard lock(q.mutex); return q.staging.size(); })
+      .def_property_readonly("nbytes", [](Queue& q) { std::lock_guard lock(q.mutex); return q.staging.nbytes(); });
 }
 
 }  // namespace engine::bind

@@ -32,13 +32,13 @@ def request_ids(arrays) -> list[str]:
 
 
 def test_takes_split_by_count_and_bytes_keep_every_record_in_order():
-    records = [make_record(seq) for seq in range(1, 60)]
+    records = [make_record(seq) for seq in range(1, 301)]  # segments of 64 (cpp/impressions/staging.hpp)
     c = columns_of(records)
-    assert len(c) == 59 and c.nbytes > 0
+    assert len(c) == 300 and c.nbytes > 0
     got, features = [], []
-    for max_records, max_bytes in [(7, 2**40), (50, 1), (50, 3000), (1000, 2**40)]:
+    for max_records, max_bytes in [(7, 2**40), (50, 1), (50, 3000), (130, 2**40), (100, 20_000), (1000, 2**40)]:
         taken = c.take(max_records, max_bytes)
-        assert 1 <= len(taken) <= max_records
+        assert 1 <= len(taken) <= max_records and (len(taken) == 1 or taken.nbytes <= max_bytes)
         a = taken.to_arrays()
         assert len(taken) == 0  # moved out
         got += request_ids(a)
@@ -48,6 +48,18 @@ def test_takes_split_by_count_and_bytes_keep_every_record_in_order():
     assert got == [r.request_id for r in records] and len(c) == 0
     for r, f in zip(records, features):
         assert np.array_equal(f, r.features.reshape(-1))
+
+
+def test_recycled_segments_hold_the_next_records_exactly():
+    c = _core.ImpressionColumns()
+    for cycle in range(4):  # each batch's segments come back as spares when its arrays are freed
+        records = [make_record(seq) for seq in range(cycle * 150 + 1, cycle * 150 + 151)]
+        for r in records:
+            _schema.append(c, r, slots)
+        a = c.take(10**6).to_arrays()
+        assert request_ids(a) == [r.request_id for r in records]
+        assert np.array_equal(a["item_ids"], np.concatenate([r.item_ids for r in records]))
+        del a
 
 
 def test_arrays_outlive_the_columns_object():

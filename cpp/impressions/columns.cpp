@@ -111,6 +111,61 @@ void Columns::append(const RecordView& r) {
   nbytes_ += bytes;
 }
 
+// Calls f(mine, theirs) for every vector of the two objects' columns, and
+// offsets(mine) for each offsets vector of this one (they start at {0}).
+template <typename F, typename O>
+void Columns::visit(const Columns& other, F&& f, O&& offsets) {
+  auto strings = [&](StringColumn& s, const StringColumn& t) {
+    f(s.offsets, t.offsets);
+    f(s.data, t.data);
+    offsets(s.offsets);
+  };
+  auto lists = [&](auto& l, const auto& t) {
+    f(l.offsets, t.offsets);
+    f(l.values, t.values);
+    f(l.valid, t.valid);
+    offsets(l.offsets);
+  };
+  strings(request_id, other.request_id);
+  strings(surface, other.surface);
+  strings(context, other.context);
+  strings(bundle_version, other.bundle_version);
+  strings(model_versions, other.model_versions);
+  strings(component_names, other.component_names);
+  lists(user_vector, other.user_vector);
+  lists(component_values, other.component_values);
+  lists(features, other.features);
+  lists(propensities, other.propensities);
+  lists(choice_probabilities, other.choice_probabilities);
+  f(item_offsets, other.item_offsets);
+  offsets(item_offsets);
+  f(component_offsets, other.component_offsets);
+  offsets(component_offsets);
+  f(timestamp_us, other.timestamp_us);
+  f(user_id, other.user_id);
+  f(user_id_valid, other.user_id_valid);
+  f(item_ids, other.item_ids);
+  f(positions, other.positions);
+  f(value, other.value);
+  f(n_features, other.n_features);
+  f(names_slot, other.names_slot);
+  f(record_bytes_, other.record_bytes_);
+}
+
+void Columns::clear() {
+  visit(*this, [](auto& mine, const auto&) { mine.clear(); }, [](std::vector<int64_t>& o) { o.push_back(0); });
+  nbytes_ = 0;
+}
+
+void Columns::reserve_like(const Columns& other) {
+  visit(other, [](auto& mine, const auto& theirs) { mine.reserve(theirs.size()); }, [](std::vector<int64_t>&) {});
+}
+
+size_t Columns::capacity_bytes() const {
+  return features.values.capacity() * sizeof(float) + component_values.values.capacity() * sizeof(float) +
+         item_ids.capacity() * 16 + context.data.capacity();
+}
+
 void Columns::append_range(const Columns& s, size_t begin, size_t end) {
   extend_strings(request_id, s.request_id, begin, end);
   extend_strings(surface, s.surface, begin, end);
@@ -139,10 +194,11 @@ void Columns::append_range(const Columns& s, size_t begin, size_t end) {
   for (size_t i = begin; i < end; ++i) nbytes_ += s.record_bytes_[i];
 }
 
-Columns Columns::take_front(size_t max_records, size_t max_bytes) {
+Columns Columns::take_front(size_t max_records, size_t max_bytes, bool at_least_one) {
   size_t count = 0, bytes = 0;
   const size_t limit = std::min(max_records, size());
-  while (count < limit && (count == 0 || bytes + record_bytes_[count] <= max_bytes)) bytes += record_bytes_[count++];
+  while (count < limit && ((count == 0 && at_least_one) || bytes + record_bytes_[count] <= max_bytes))
+    bytes += record_bytes_[count++];
   Columns taken;
   if (count == size()) {  // the usual case: the writer takes everything queued
     std::swap(taken, *this);

@@ -70,8 +70,16 @@ class Columns {
   size_t size() const { return timestamp_us.size(); }
   size_t nbytes() const { return nbytes_; }
   // Moves out the oldest records: at most max_records of them, and no more
-  // than fit in max_bytes (always at least one when there is one).
-  Columns take_front(size_t max_records, size_t max_bytes);
+  // than fit in max_bytes (but at least one, when there is one and at_least_one).
+  Columns take_front(size_t max_records, size_t max_bytes, bool at_least_one = true);
+  // Appends copies of src's records [begin, end).
+  void append_range(const Columns& src, size_t begin, size_t end);
+  // Capacity for as many values as `other` holds (no copy, no page touched).
+  void reserve_like(const Columns& other);
+  // No records, the memory kept (a recycled batch: appends then neither
+  // reallocate nor fault in fresh pages).
+  void clear();
+  size_t capacity_bytes() const;
 
   StringColumn request_id, surface, context, bundle_version, model_versions;
   std::vector<int64_t> timestamp_us;
@@ -91,7 +99,8 @@ class Columns {
   ListColumn<double> propensities, choice_probabilities;
 
  private:
-  void append_range(const Columns& src, size_t begin, size_t end);
+  template <typename F, typename O>
+  void visit(const Columns& other, F&& f, O&& offsets);
   std::vector<size_t> record_bytes_;
   size_t nbytes_ = 0;
 };
