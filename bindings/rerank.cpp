@@ -243,6 +243,21 @@ void bind_rerank(py::module_& m) {
       py::arg("seed") = 0,
       "Dedupe, caps, diversity and optional Plackett-Luce exploration (cpp/rerank/rerank.hpp). "
       "Returns (candidate indices in shown order, choice probabilities, propensities or None).");
+  m.def(
+      "best_positions",
+      [](const py::handle& score, size_t count) {
+        auto s = require_array<float>(score, "score", 1);
+        const float* v = s.data();
+        const size_t n = size_t(s.size());
+        std::vector<int64_t> best;
+        {
+          py::gil_scoped_release release;
+          best = rerank::best_positions(v, n, count);
+        }
+        return py::array_t<int64_t>(py::ssize_t(best.size()), best.data());
+      },
+      py::arg("score"), py::arg("count"),
+      "Positions of the count largest scores (ties: lower position), ascending; all of them when count >= n.");
 }
 
 }  // namespace engine::bind

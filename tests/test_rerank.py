@@ -236,3 +236,19 @@ def test_merge_candidates_from_many_threads():
     for t in threads:
         t.join()
     assert all(results[t] == want for t in range(4))
+
+
+# ---- the first phase's cut ---------------------------------------------------------------
+
+@pytest.mark.parametrize("n, count", [(0, 5), (1, 1), (10, 3), (500, 128), (100, 100), (50, 80)])
+def test_best_positions_are_the_top_scores_in_candidate_order(n, count):
+    rng = np.random.default_rng(n * 1000 + count)
+    score = rng.integers(0, 20, n).astype(np.float32)  # many ties: the lower position wins
+    got = _core.best_positions(score, count)
+    expected = np.sort(np.lexsort((np.arange(n), -score))[:count])
+    assert got.dtype == np.int64 and np.array_equal(got, expected)
+
+
+def test_best_positions_refuse_nan():
+    with pytest.raises(ValueError, match="score: NaN at candidate 2"):
+        _core.best_positions(np.array([1, 2, np.nan], np.float32), 1)

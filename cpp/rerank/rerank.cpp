@@ -270,4 +270,18 @@ Result rerank(const Candidates& c, const Policy& p, uint64_t seed) {
   return result;
 }
 
+std::vector<int64_t> best_positions(const float* value, size_t n, size_t count) {
+  for (size_t i = 0; i < n; ++i)
+    if (std::isnan(value[i])) throw ValueError("score: NaN at candidate " + std::to_string(i));
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  if (count < n) {
+    const auto better = [&](int64_t a, int64_t b) { return value[a] > value[b] || (value[a] == value[b] && a < b); };
+    std::nth_element(order.begin(), order.begin() + std::ptrdiff_t(count), order.end(), better);
+    order.resize(count);
+    std::sort(order.begin(), order.end());
+  }
+  return order;
+}
+
 }  // namespace engine::rerank

@@ -63,4 +63,9 @@ struct Result {
 // Throws engine::ValueError on NaN values or an invalid policy.
 Result rerank(const Candidates& candidates, const Policy& policy, uint64_t seed);
 
+// Positions of the `count` largest of value[0, n) (ties: the lower position),
+// in increasing position order: a two-phase ranker's first-phase cut, which
+// keeps the candidates' order. Throws ValueError on NaN.
+std::vector<int64_t> best_positions(const float* value, size_t n, size_t count);
+
 }  // namespace engine::rerank

@@ -292,7 +292,7 @@ def _first_phase(s: Serving, settings, rows: np.ndarray, retrieval: np.ndarray, 
         else:
             factors[name] = s.forest.predict_prefix(X, *prefix)
     score, _ = settings.first_phase.evaluate(factors)
-    return np.sort(np.argpartition(-score, settings.rerank_count - 1)[: settings.rerank_count])
+    return _core.best_positions(score, settings.rerank_count)
 
 
 def _request_fields(s: Serving, request: RankRequest, user_row: int, user_vector) -> dict:
