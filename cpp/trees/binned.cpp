@@ -50,7 +50,8 @@ BinnedForest bin_forest(const Forest& f) {
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     first_of[j] = uint32_t(b.features.size());
     for (size_t k0 = 0; k0 < keys.size(); k0 += kKeysPerColumn) {
-      BinFeature bf{uint32_t(j), uint32_t(b.key_blocks.size()), {UINT32_MAX, UINT32_MAX}};
+      BinFeature bf{uint32_t(j), uint32_t(b.key_blocks.size()), {UINT32_MAX, UINT32_MAX},
+                    uint32_t(std::min<size_t>(keys.size() - k0, kKeysPerColumn))};
       for (uint32_t kind = 0; kind < 2; ++kind)
         if (kinds[j] >> kind & 1) bf.column[kind] = b.n_columns++;
       b.features.push_back(bf);

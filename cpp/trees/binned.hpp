@@ -131,6 +131,7 @@ struct BinFeature {
   // every run at blocks_at + 18 + 2k .. +2 (bin_block's permutes).
   uint32_t blocks_at;
   uint32_t column[2];
+  uint32_t n_keys;  // real keys (the rest is padding): at most kKeyRun are counted one by one
 };
 
 struct BinnedForest {

@@ -88,6 +88,30 @@ void transpose_block(const float* X, size_t stride, size_t n_features, float* co
   }
 }
 
+// float_key (keys.hpp), 16 at a time.
+inline __m512i float_keys16(__m512 v) {
+  const __m512i bits = _mm512_castps_si512(_mm512_add_ps(v, _mm512_setzero_ps()));
+  return _mm512_xor_si512(
+      _mm512_xor_si512(bits, _mm512_and_si512(_mm512_srai_epi32(bits, 31), _mm512_set1_epi32(0x7fffffff))),
+      _mm512_set1_epi32(int(0x80000000u)));
+}
+
+// Rows 16q .. 16q + 15 of bf's bin columns: each written twice, row_bytes
+// columns apart, missing as kMissingBin, then missing as 0.
+inline void store_bins(const BinnedForest& b, const BinFeature& bf, __m512 v, __m512i bin, uint8_t* columns,
+                       size_t q) {
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  const __mmask16 zero_or_nan = _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(1e-35f), _CMP_NGT_UQ);
+  const __m512i missing = _mm512_set1_epi32(kMissingBin);
+  const __mmask16 kinds[2] = {nan, zero_or_nan};
+  for (int kind = 0; kind < 2; ++kind) {
+    uint8_t* high = columns + 64 * size_t(bf.column[kind]) + 16 * q;
+    uint8_t* low = high + 64 * size_t(b.row_bytes);
+    _mm_store_si128(reinterpret_cast<__m128i*>(high), _mm512_cvtepi32_epi8(_mm512_mask_mov_epi32(bin, kinds[kind], missing)));
+    _mm_store_si128(reinterpret_cast<__m128i*>(low), _mm512_cvtepi32_epi8(_mm512_maskz_mov_epi32(~kinds[kind], bin)));
+  }
+}
+
 // bin_rows for a full block into column-major bins (64 bytes per column),
 // 16 rows per instruction, with the feature's 256 keys in registers: a
 // binary search of the 32 pivots picks each lane's run, then one two-table
@@ -98,22 +122,33 @@ void transpose_block(const float* X, size_t stride, size_t n_features, float* co
 // Runs of 8 keys take 13 permutes where runs of 16 took 20 (binning rows of
 // 300 features for 500 trees: 1.04 -> 0.85 ns per row-tree); gathers, a
 // binary search within the run, and a scalar search per lane all measured
-// slower.
+// slower. A feature with at most 8 keys (flags, buckets, small codes: a
+// third of the pipeline bench's) compares each key instead: one compare and
+// add per key where the search costs 13 permutes whatever the count.
 void bin_block(const BinnedForest& b, const float* values, uint8_t* columns) {
   for (const BinFeature& bf : b.features) {
     const float* x = values + size_t(bf.feature) * kBlockRows;
     const KeyBlock* blocks = b.key_blocks.data() + bf.blocks_at;
+    if (bf.n_keys <= kKeyRun) {
+      const uint32_t* keys = blocks[2].key;  // the keys in order: run 0
+      for (size_t q = 0; q < kBlockRows / 16; ++q) {
+        const __m512 v = _mm512_load_ps(x + 16 * q);
+        const __m512i key = float_keys16(v);
+        __m512i bin = _mm512_setzero_si512();
+        for (uint32_t k = 0; k < bf.n_keys; ++k)
+          bin = _mm512_mask_add_epi32(bin, _mm512_cmple_epu32_mask(_mm512_set1_epi32(int(keys[k])), key), bin,
+                                      _mm512_set1_epi32(1));
+        store_bins(b, bf, v, bin, columns, q);
+      }
+      continue;
+    }
     const __m512i pivots0 = _mm512_load_si512(blocks[0].key), pivots1 = _mm512_load_si512(blocks[1].key);
     __m512i keys[kKeyRun][2];  // keys[k]: the k-th key of every run
     for (uint32_t k = 0; k < kKeyRun; ++k)
       for (int h = 0; h < 2; ++h) keys[k][h] = _mm512_load_si512(blocks[18 + 2 * k + h].key);
     for (size_t q = 0; q < kBlockRows / 16; ++q) {
       const __m512 v = _mm512_load_ps(x + 16 * q);
-      // float_key (keys.hpp), 16 at a time.
-      const __m512i bits = _mm512_castps_si512(_mm512_add_ps(v, _mm512_setzero_ps()));
-      const __m512i key = _mm512_xor_si512(
-          _mm512_xor_si512(bits, _mm512_and_si512(_mm512_srai_epi32(bits, 31), _mm512_set1_epi32(0x7fffffff))),
-          _mm512_set1_epi32(int(0x80000000u)));
+      const __m512i key = float_keys16(v);
       __m512i bin = _mm512_setzero_si512();
       for (int h = 16; h; h >>= 1) {
         const __m512i at = _mm512_add_epi32(bin, _mm512_set1_epi32(h - 1));
@@ -126,17 +161,7 @@ void bin_block(const BinnedForest& b, const float* values, uint8_t* columns) {
         const __m512i run_key = _mm512_permutex2var_epi32(keys[k][0], bin, keys[k][1]);
         within = _mm512_mask_add_epi32(within, _mm512_cmple_epu32_mask(run_key, key), within, _mm512_set1_epi32(1));
       }
-      bin = _mm512_add_epi32(_mm512_slli_epi32(bin, 3), within);
-      const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-      const __mmask16 zero_or_nan = _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(1e-35f), _CMP_NGT_UQ);
-      const __m512i missing = _mm512_set1_epi32(kMissingBin);
-      const __mmask16 kinds[2] = {nan, zero_or_nan};
-      for (int kind = 0; kind < 2; ++kind) {
-        uint8_t* high = columns + 64 * size_t(bf.column[kind]) + 16 * q;
-        uint8_t* low = high + 64 * size_t(b.row_bytes);
-        _mm_store_si128(reinterpret_cast<__m128i*>(high), _mm512_cvtepi32_epi8(_mm512_mask_mov_epi32(bin, kinds[kind], missing)));
-        _mm_store_si128(reinterpret_cast<__m128i*>(low), _mm512_cvtepi32_epi8(_mm512_maskz_mov_epi32(~kinds[kind], bin)));
-      }
+      store_bins(b, bf, v, _mm512_add_epi32(_mm512_slli_epi32(bin, 3), within), columns, q);
     }
   }
 }
