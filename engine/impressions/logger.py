@@ -3,7 +3,7 @@
 Files
 -----
 ``log()`` checks a record and copies it into a bounded native queue that
-already has the columns' Arrow layout (``cpp/impressions/columns.hpp``). A
+already has the columns' Arrow layout (``cpp/impressions/staging.hpp``). A
 daemon thread takes RecordBatches from it (at most ``batch_records`` records,
 and about 32 MiB) and appends them to ``<prefix>-<UTC yyyymmddTHHMMSS>-<pid>-<seq:06d>.arrow.partial``
 in the Arrow IPC *file* format. A file ends at the first batch boundary past

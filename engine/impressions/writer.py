@@ -25,6 +25,7 @@ _monotonic = time.monotonic  # the writer's clock (tests replace it)
 _SEQUENCE = itertools.count()  # file numbers, shared by all loggers of the process: names never collide
 _MAX_BATCH_BYTES = 32 << 20
 _WARN_EVERY = 60.0  # seconds between two warnings about dropped records / write errors
+_WRITERS: weakref.WeakSet = weakref.WeakSet()  # every writer state of the process, for fork()
 # The thread sleeps this long between the columns of a batch it converts or
 # checksums. Those steps hold the GIL, and a request thread coming back from
 # a native call waits for the GIL until the writer lets go: a voluntary
@@ -36,7 +37,6 @@ _PAUSE_SECONDS = 20e-6
 
 def _pause() -> None:
     time.sleep(_PAUSE_SECONDS)
-_WRITERS: weakref.WeakSet = weakref.WeakSet()  # every writer state of the process, for fork()
 
 
 class LoggerStats(msgspec.Struct, frozen=True):
@@ -83,7 +83,7 @@ class _Writer:
         self.has_work = threading.Condition(self.lock)
         self.has_room = threading.Condition(self.lock)
         # Records logged and not yet taken by the thread, checked and copied in Arrow
-        # layout (cpp/impressions/columns.hpp): the thread's Python work is per batch.
+        # layout (cpp/impressions/staging.hpp): the thread's Python work is per batch.
         self.pending = _core.ImpressionColumns()
         self.queued = 0  # len(self.pending), kept under the lock
         self.names: list = []  # feature-name tuples of the queued records, by names_slot
@@ -115,6 +115,7 @@ class _Writer:
         self.has_room = threading.Condition(self.lock)
         self.pending = _core.ImpressionColumns()  # the parent writes these
         self.queued = 0
+        self.names, self.slot_of = [], {}
         self.flush_waiters = []
         self.blocked = 0
         self.finished = self.forked = True
