@@ -222,7 +222,6 @@ py::array view(const std::shared_ptr<Exported>& owner, const T* data, size_t n) 
 
 py::dict to_arrays(Queue& queue) {
   auto owner = std::make_shared<Exported>();
-  owner->home = queue.origin();
   {
     std::vector<Columns> emptied;
     py::gil_scoped_release release;  // a batch of several segments is copied into one
@@ -230,7 +229,11 @@ py::dict to_arrays(Queue& queue) {
       std::lock_guard lock(queue.mutex);
       owner->columns = queue.staging.concatenate(emptied);
     }
-    if (auto home = owner->home.lock()) home->recycle(emptied);
+    auto home = queue.origin();
+    if (auto queue_home = home.lock()) queue_home->recycle(emptied);
+    // A lone segment goes back when the arrays are freed; a batch-sized copy
+    // is freed (as a spare it would hold a batch's memory for 64 records).
+    if (emptied.empty()) owner->home = home;
   }
   Columns& c = owner->columns;
   py::dict out;
