@@ -1,11 +1,10 @@
 // engine._core.ImpressionColumns: the impression log's staging buffer
-// (cpp/impressions/columns.hpp). append() checks one record's arrays, with
+// (cpp/impressions/staging.hpp). append() checks one record's arrays, with
 // errors naming the field, and copies it in; take() and to_arrays() hand the
 // writer thread whole batches as numpy arrays, built without the GIL.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <cmath>
 #include <cstring>
 #include <deque>
 #include <memory>
