@@ -617,3 +617,31 @@ def test_a_garbage_collected_logger_finishes_its_file(tmp_path):
     assert not writer.thread.is_alive()
     assert files(tmp_path, ".partial") == [] and len(files(tmp_path)) == 1
     assert_records(tmp_path, expected)
+
+
+def test_many_feature_name_sets_empty_and_oversized_records_round_trip(tmp_path):
+    # Over 64 distinct name tuples (the writer's table of them is reset when
+    # its queue empties), a record with no items, and one larger than a batch
+    # may be (rotate_bytes caps batches): each comes back exactly.
+    records = []
+    for seq in range(1, 140):
+        r = make_record(seq)
+        if r.feature_names is not None:
+            r = msgspec_replace(r, feature_names=tuple(f"n{seq}_{j}" for j in range(r.features.shape[1])))
+        records.append(r)
+    empty = msgspec_replace(make_record(7), request_id="empty", item_ids=np.zeros(0, np.uint64),
+                            positions=np.zeros(0, np.int32), value=np.zeros(0, np.float32), components={},
+                            features=np.zeros((0, 6), np.float32), propensities=None, choice_probabilities=None)
+    n = 6_000  # 6,000 x 60 float32: 1.4 MB, over the 1 MiB batch cap below
+    big = msgspec_replace(make_record(8), request_id="big", item_ids=np.arange(n, dtype=np.uint64),
+                          positions=np.arange(n, dtype=np.int32), value=np.ones(n, np.float32),
+                          components={"p": np.ones(n, np.float32)},
+                          features=np.random.default_rng(0).random((n, 60), dtype=np.float32),
+                          feature_names=tuple(f"f{j}" for j in range(60)), propensities=None,
+                          choice_probabilities=None)
+    expected = records[:70] + [empty, big] + records[70:]
+    with ImpressionLogger(tmp_path, batch_records=16, flush_seconds=0.05, rotate_bytes=1 << 20) as log:
+        assert all(log.log(r) for r in expected)
+    s = log.stats
+    assert (s.written, s.rejected, s.dropped) == (len(expected), 0, 0)
+    assert_records(tmp_path, expected)
