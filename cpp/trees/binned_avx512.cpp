@@ -48,6 +48,14 @@ struct Aligned64 {  // std::allocator with 64-byte alignment, for aligned vector
   bool operator!=(const Aligned64<U>&) const { return false; }
 };
 
+// One step of 8 rows (one per 64-bit lane) down a tree's tables: each goes
+// to its node's right child if the node's bit of its outcome word is set.
+inline __m512i step(const TreeRegisters& t, __m512i w, __m512i node) {
+  const __mmask64 right = _mm512_bitshuffle_epi64_mask(w, node);
+  return _mm512_mask_mov_epi8(_mm512_permutex2var_epi8(t.left0, node, t.left1), right,
+                              _mm512_permutex2var_epi8(t.right0, node, t.right1));
+}
+
 // G groups of 8 rows through a tree's tables side by side (one group alone
 // would wait on each step's permute latency): node ids in, end nodes out.
 template <int G>
@@ -56,11 +64,7 @@ inline void walk_groups(const TreeRegisters& t, const BinnedTreeInfo& info, cons
   for (int g = 0; g < G; ++g) node[g] = _mm512_set1_epi8(char(info.root));
   for (uint32_t s = 0; s < info.depth; ++s) {
 #pragma GCC unroll 8
-    for (int g = 0; g < G; ++g) {
-      const __mmask64 right = _mm512_bitshuffle_epi64_mask(w[g], node[g]);
-      node[g] = _mm512_mask_mov_epi8(_mm512_permutex2var_epi8(t.left0, node[g], t.left1), right,
-                                     _mm512_permutex2var_epi8(t.right0, node[g], t.right1));
-    }
+    for (int g = 0; g < G; ++g) node[g] = step(t, w[g], node[g]);
   }
 }
 
@@ -81,17 +85,35 @@ inline void add_table_leaves(const TreeRegisters& t, __m512i node, double* colum
   else add_leaves(leaf_values(t, node), column, g);
 }
 
-// One tree over a partial block's G groups (row-major bins); acc is the
-// tree's output column of the block.
-template <int G, bool F32>
-inline void walk_tree_rows(const BinnedForest& b, size_t ti, const uint8_t* bins, double* acc) {
-  const BinnedTreeInfo& info = b.info[ti];
-  const TreeRegisters t = load_tree(b.trees[ti], F32);
-  __m512i w[G], node[G];
-  outcomes_by_row<G>(b, t, b.chunk_masks.data() + info.chunk_mask_at, missing_left_splits(info), bins, w);
-  walk_groups<G>(t, info, w, node);
+// K consecutive trees over a partial block's G groups (row-major bins) side
+// by side; columns holds the block's output columns. With a group or two,
+// one tree's walk is a short chain of dependent permutes that leaves the CPU
+// idle (8 rows cost ~7 ns per row-tree, against ~1.5 in full blocks). Leaves
+// point to themselves, so a tree stepped past its depth stays put; leaves
+// are added tree by tree, in order, so the sums are those of one at a time.
+template <int G, int K, bool F32>
+inline void walk_tree_rows(const BinnedForest& b, size_t t0, const uint8_t* bins, double* columns) {
+  TreeRegisters t[K];
+  __m512i w[K][G], node[K][G];
+  uint32_t depth = 0;
+#pragma GCC unroll 4
+  for (int k = 0; k < K; ++k) {
+    const BinnedTreeInfo& info = b.info[t0 + k];
+    t[k] = load_tree(b.trees[t0 + k], F32);
+    outcomes_by_row<G>(b, t[k], b.chunk_masks.data() + info.chunk_mask_at, missing_left_splits(info), bins, w[k]);
+    for (int g = 0; g < G; ++g) node[k][g] = _mm512_set1_epi8(char(info.root));
+    depth = std::max<uint32_t>(depth, info.depth);
+  }
+  for (uint32_t s = 0; s < depth; ++s) {
+#pragma GCC unroll 4
+    for (int k = 0; k < K; ++k)
 #pragma GCC unroll 8
-  for (int g = 0; g < G; ++g) add_table_leaves<F32>(t, node[g], acc, g);
+      for (int g = 0; g < G; ++g) node[k][g] = step(t[k], w[k][g], node[k][g]);
+  }
+  for (int k = 0; k < K; ++k)
+#pragma GCC unroll 8
+    for (int g = 0; g < G; ++g)
+      add_table_leaves<F32>(t[k], node[k][g], columns + b.info[t0 + k].output * kBlockRows, g);
 }
 
 // A tree with a bottom (binned.hpp) over a full block from its split masks
@@ -342,37 +364,11 @@ struct Prefetch {
   }
 };
 
-// K consecutive trees over a partial block's G groups side by side: with a
-// group or two, one tree's walk is a short chain of dependent permutes that
-// leaves the CPU idle (8 rows cost ~7 ns per row-tree, against ~1.5 in full
-// blocks). Leaves point to themselves, so a tree stepped past its depth stays
-// put; the leaves are added tree by tree, in order, as walk_tree_rows does.
-template <int G, int K, bool F32>
-inline void walk_tree_rows_k(const BinnedForest& b, size_t t0, const uint8_t* bins, double* columns) {
-  TreeRegisters t[K];
-  __m512i w[K][G], node[K][G];
-  uint32_t depth = 0;
-#pragma GCC unroll 4
-  for (int k = 0; k < K; ++k) {
-    const BinnedTreeInfo& info = b.info[t0 + k];
-    t[k] = load_tree(b.trees[t0 + k], F32);
-    outcomes_by_row<G>(b, t[k], b.chunk_masks.data() + info.chunk_mask_at, missing_left_splits(info), bins, w[k]);
-    for (int g = 0; g < G; ++g) node[k][g] = _mm512_set1_epi8(char(info.root));
-    depth = std::max<uint32_t>(depth, info.depth);
-  }
-  for (uint32_t s = 0; s < depth; ++s) {
-#pragma GCC unroll 4
-    for (int k = 0; k < K; ++k)
-#pragma GCC unroll 2
-      for (int g = 0; g < G; ++g) {
-        const __mmask64 right = _mm512_bitshuffle_epi64_mask(w[k][g], node[k][g]);
-        node[k][g] = _mm512_mask_mov_epi8(_mm512_permutex2var_epi8(t[k].left0, node[k][g], t[k].left1), right,
-                                          _mm512_permutex2var_epi8(t[k].right0, node[k][g], t[k].right1));
-      }
-  }
-  for (int k = 0; k < K; ++k)
-    for (int g = 0; g < G; ++g)
-      add_table_leaves<F32>(t[k], node[k][g], columns + b.info[t0 + k].output * kBlockRows, g);
+// K consecutive trees of one precision from ti (walk_tree_rows).
+template <int G, int K>
+inline void walk_tree_group(const BinnedForest& b, size_t ti, const uint8_t* bins, double* columns) {
+  if (b.info[ti].f32) walk_tree_rows<G, K, true>(b, ti, bins, columns);
+  else walk_tree_rows<G, K, false>(b, ti, bins, columns);
 }
 
 // A partial block (row-major bins) of 8G rows or fewer, every tree.
@@ -381,22 +377,15 @@ void walk_trees(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins
   // Trees side by side, 4 chains (in-process A/B, pipeline heads: 8 rows
   // 57 -> 36 us, 16 rows 69 -> 62; 2 trees of 4 groups were slower, 97 -> 115).
   constexpr int K = G == 1 ? 4 : G == 2 ? 2 : 1;
+  const auto one_precision = [&](size_t ti) {
+    for (int k = 1; k < K; ++k)
+      if (b.info[ti + k].f32 != b.info[ti].f32) return false;
+    return true;
+  };
   size_t ti = tb;
-  if constexpr (K > 1) {
-    while (ti + K <= te) {
-      bool same = true;
-      for (int k = 1; k < K; ++k) same = same && b.info[ti + k].f32 == b.info[ti].f32;
-      if (!same) break;
-      if (b.info[ti].f32) walk_tree_rows_k<G, K, true>(b, ti, bins, columns);
-      else walk_tree_rows_k<G, K, false>(b, ti, bins, columns);
-      ti += K;
-    }
-  }
-  for (; ti < te; ++ti) {
-    double* column = columns + b.info[ti].output * kBlockRows;
-    if (b.info[ti].f32) walk_tree_rows<G, true>(b, ti, bins, column);
-    else walk_tree_rows<G, false>(b, ti, bins, column);
-  }
+  if constexpr (K > 1)
+    for (; ti + K <= te && one_precision(ti); ti += K) walk_tree_group<G, K>(b, ti, bins, columns);
+  for (; ti < te; ++ti) walk_tree_group<G, 1>(b, ti, bins, columns);
 }
 
 // A block's running sums, row-major in acc (n_out per row) and column-major
