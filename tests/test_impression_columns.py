@@ -36,9 +36,17 @@ def test_takes_split_by_count_and_bytes_keep_every_record_in_order():
     c = columns_of(records)
     assert len(c) == 300 and c.nbytes > 0
     got, features = [], []
+    left = len(c)
     for max_records, max_bytes in [(7, 2**40), (50, 1), (50, 3000), (130, 2**40), (100, 20_000), (1000, 2**40)]:
         taken = c.take(max_records, max_bytes)
-        assert 1 <= len(taken) <= max_records and (len(taken) == 1 or taken.nbytes <= max_bytes)
+        if max_bytes == 2**40:  # a count only: exactly that many, or what is left
+            assert len(taken) == min(max_records, left)
+        elif max_bytes == 1:  # smaller than any record: the first one all the same
+            assert len(taken) == 1
+        else:  # several, within the byte budget
+            assert 1 < len(taken) < max_records and taken.nbytes <= max_bytes
+        left -= len(taken)
+        assert len(c) == left
         a = taken.to_arrays()
         assert len(taken) == 0  # moved out
         got += request_ids(a)

@@ -1,7 +1,8 @@
-"""The impression log's Arrow schema (documented in engine/impressions/logger.py)
-and the conversion of validated records into one RecordBatch, with numpy
-concatenations and list offsets: the only Python loops are over records and,
-within a record, over its named components."""
+"""The impression log's Arrow schema (documented in engine/impressions/logger.py),
+the check of a record as it is copied into the native staging (``append``:
+scalars here, arrays in bindings/impressions.cpp), and the RecordBatch of a
+taken batch's columns (``to_batch``: a few calls per column, no loop over
+records) with its checksum (``batch_crc``)."""
 
 from __future__ import annotations
 

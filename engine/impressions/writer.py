@@ -153,9 +153,7 @@ class _Writer:
                     elif self.queued == self.batch_records:
                         self.has_work.notify()
                     return True
-        if warning is not None:
-            emit, args = warning
-            emit(*args)
+        _emit(warning)
         return False
 
     def _names_slot(self, names: tuple) -> int:
@@ -302,9 +300,7 @@ class _Writer:
     def _log_error(self, message: str, *args) -> None:
         with self.lock:
             error = self._error(message, *args)
-        if error is not None:
-            emit, args = error
-            emit(*args)
+        _emit(error)
 
     def _write(self, records, names_of_slot: list) -> None:
         """Write one batch of records (an ImpressionColumns) to the current file."""
@@ -319,8 +315,7 @@ class _Writer:
         except Exception as e:  # noqa: BLE001 - a bug, not the records' fault (they were checked): never stop
             with self.lock:
                 error = self._reject(f"a batch of {count} records: {type(e).__name__}: {e}", count)
-            if error is not None:
-                error[0](*error[1])
+            _emit(error)
             return
         try:
             if self.file is None:
@@ -419,6 +414,13 @@ class _Writer:
             pass
         if f.records == 0:
             _remove(f.partial)
+
+
+def _emit(message) -> None:
+    """Log a (logging function, arguments) pair made under the lock, if any."""
+    if message is not None:
+        emit, args = message
+        emit(*args)
 
 
 def _remove(path: str) -> None:
