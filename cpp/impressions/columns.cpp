@@ -30,7 +30,7 @@ template <typename T>
 void extend_lists(ListColumn<T>& dst, const ListColumn<T>& src, size_t begin, size_t end) {
   extend_offsets(dst.offsets, src.offsets, begin, end);
   extend(dst.values, src.values.data() + src.offsets[begin], size_t(src.offsets[end] - src.offsets[begin]));
-  if (!src.valid.empty()) extend(dst.valid, src.valid.data() + begin, end - begin);
+  extend(dst.valid, src.valid.data() + begin, end - begin);
 }
 
 template <typename T>
@@ -38,10 +38,10 @@ void extend_range(std::vector<T>& dst, const std::vector<T>& src, size_t begin, 
   extend(dst, src.data() + begin, end - begin);
 }
 
-void check_size(const char* column, size_t n) {
-  if (n > Columns::kMaxRecordValues)
-    throw ValueError(std::string(column) + ": " + std::to_string(n) +
-                     " values in one record, more than an Arrow batch addresses (2**31 - 1)");
+// rows x per_row values of one record must fit a batch's int32 offsets.
+void check_values(const char* column, size_t rows, size_t per_row) {
+  if (per_row && rows > Columns::kMaxRecordValues / per_row)
+    throw ValueError(std::string(column) + ": more than 2**31 - 1 values in one record (an Arrow batch's int32 offsets)");
 }
 
 }  // namespace
@@ -68,11 +68,10 @@ template struct ListColumn<float>;
 template struct ListColumn<double>;
 
 void Columns::append(const RecordView& r) {
+  check_values("features", r.n, r.n_features);
+  check_values("components", r.n, r.component_names.size());
+  check_values("context", r.context.size(), 1);
   const size_t cells = r.n * r.n_features;
-  if (r.n_features && cells / r.n_features != r.n) check_size("features", SIZE_MAX);
-  check_size("features", cells);
-  check_size("components", r.n * r.component_names.size());
-  check_size("context", r.context.size());
 
   request_id.push(r.request_id);
   timestamp_us.push_back(r.timestamp_us);

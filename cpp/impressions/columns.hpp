@@ -31,7 +31,7 @@ template <typename T>
 struct ListColumn {
   std::vector<int64_t> offsets{0};
   std::vector<T> values;
-  std::vector<uint8_t> valid;  // one byte per record; empty for non-nullable lists
+  std::vector<uint8_t> valid;  // one byte per list (read only for the nullable columns)
   void push(const T* v, size_t n);
   void push_null();
 };
