@@ -113,15 +113,10 @@ py::array_t<int32_t> positions_of(const py::handle& obj, size_t n) {
       if (p.data()[i] < 0) throw py::value_error(range);
     return p;
   }
-  if (a.dtype().kind() == 'u') {
-    auto u = field<uint64_t>(a, {"positions"}, "u", 1);
-    for (py::ssize_t i = 0; i < u.size(); ++i)
-      if (u.data()[i] > uint64_t(INT32_MAX)) throw py::value_error(range);
-  } else {
-    auto s = field<int64_t>(a, {"positions"}, "i", 1);
-    for (py::ssize_t i = 0; i < s.size(); ++i)
-      if (s.data()[i] < 0 || s.data()[i] > INT32_MAX) throw py::value_error(range);
-  }
+  // Other integer dtypes through int64 (uint64 values past 2**63 wrap to negatives).
+  auto wide = field<int64_t>(a, {"positions"}, "iu", 1);
+  for (py::ssize_t i = 0; i < wide.size(); ++i)
+    if (wide.data()[i] < 0 || wide.data()[i] > INT32_MAX) throw py::value_error(range);
   return field<int32_t>(a, {"positions"}, "iu", 1);
 }
 
