@@ -136,6 +136,38 @@ def check_agreement(prep, ranker, glued: GluedStack, requests: list) -> dict:
     }
 
 
+def check_retrieval(prep, glued: GluedStack, requests: list) -> dict:
+    """Recall@ANN of each runtime's nearest-neighbour candidates against the exact
+    filtered top ANN (the engine's index with ``exact=True``), per surface: the engine
+    with the surface's ``ann_ef``, the glued stack with its usearch over-fetch and
+    post-filter (or exact scan of a small scope)."""
+    from engine import VectorIndex
+    from engine.bundle.manifest import read_manifest
+
+    manifest = read_manifest(os.fspath(prep.bundle))
+    index = VectorIndex.load(os.path.join(prep.bundle, manifest.artefacts["index"].path))
+    surfaces = workload.surfaces(trained=True)
+    recall: dict[str, dict[str, list]] = {}
+    for rq in requests:
+        u = workload.user_vector(prep.world, rq)
+        if u is None:
+            continue
+        filters = rq.filters or None
+        truth = index.search(u, workload.ANN, filter=filters, exact=True)[0][0]
+        truth = truth[truth >= 0]
+        if not len(truth):
+            continue
+        engine = index.search(u, workload.ANN, filter=filters, ef=surfaces[rq.surface].ann_ef)[0][0]
+        glued_rows = glued.ann(u, workload.ANN, rq.filters)[0]
+        cell = recall.setdefault(rq.surface, {"engine": [], "glued": []})
+        cell["engine"].append(len(np.intersect1d(engine, truth)) / len(truth))
+        cell["glued"].append(len(np.intersect1d(glued_rows, truth)) / len(truth))
+    return {surface: {"requests": len(c["engine"]), "ann_ef": surfaces[surface].ann_ef}
+            | {f"{rt}_{stat}": float(f(c[rt])) for rt in ("engine", "glued")
+               for stat, f in (("mean", np.mean), ("p5", lambda v: np.percentile(v, 5)))}
+            for surface, c in sorted(recall.items())}
+
+
 def percentiles(values) -> dict:
     a = np.asarray(values, dtype=np.float64)
     return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
@@ -284,6 +316,10 @@ def main(argv=None) -> int:
             f"{agreement['top_k_overlap_own_candidates']:.3f} (own candidates); features identical: "
             f"{agreement['features']['identical']}/{agreement['features']['n']}")
 
+        retrieval = check_retrieval(prep, glued, checks)
+        for surface, c in retrieval.items():
+            log(f"{surface}: recall@{workload.ANN} engine {c['engine_mean']:.3f}, glued {c['glued_mean']:.3f}")
+
         for rq in warmup:
             ranker.rank(rq)
             glued.rank(rq)
@@ -323,7 +359,7 @@ def main(argv=None) -> int:
         "workload": report.describe_workload(prep),
         "setup_s": {"engine_load": engine_load_s, "glued_setup": glued_setup_s},
         "settings": {"block": args.block, "batch": args.batch, "threads": THREADS, "repeats": repeats},
-        "agreement": agreement, "latency": latency, "two_phase": two, "throughput": throughput,
+        "agreement": agreement, "retrieval": retrieval, "latency": latency, "two_phase": two, "throughput": throughput,
         "engine_log": log_stats,
     }
     json_path = workload.RESULTS_DIR / f"{name}.json"
