@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "arrow/c_data.hpp"
+#include "common/huge_pages.hpp"
 #include "features/arrow_input.hpp"
 #include "features/plan.hpp"
 #include "features/record.hpp"
@@ -130,8 +131,12 @@ class Assembler {
   Plan plan_;
   int64_t n_items_ = 0;
   int64_t dim_ = 0;
-  std::vector<uint64_t> item_words_;   // n_items x plan_.item.words()
-  std::vector<float> item_floats_;     // n_items x plan_.item.n_floats
+  // The item records, read at a request's ~500 random rows: on huge pages,
+  // so a row is not also a TLB miss and page walk (features of 480 random
+  // rows after other work: 214-243 -> 178-186 us on a KVM guest, where a
+  // page walk is two-dimensional).
+  std::vector<uint64_t, HugePageAllocator<uint64_t>> item_words_;  // n_items x plan_.item.words()
+  std::vector<float, HugePageAllocator<float>> item_floats_;       // n_items x plan_.item.n_floats
   const float* vectors_ = nullptr;     // n_items x dim_ (plan has a dot): owned_vectors_ or borrowed
   std::vector<float> owned_vectors_;
   std::shared_ptr<const void> vectors_owner_;
