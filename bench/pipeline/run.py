@@ -8,9 +8,10 @@
 One process, both runtimes single-threaded (OMP / OpenBLAS / MKL threads 1,
 LightGBM ``num_threads=1``, usearch ``threads=1``, the engine's default
 single-threaded request path). Order: prepare (cached) -> agreement checks
--> warm-up -> single-request latency, engine and glued in alternating blocks
-of ``--block`` requests (both see the same noise from the shared cores) ->
-throughput on 2 threads (``rank_batch`` / a ThreadPoolExecutor). Writes
+-> warm-up -> single-request latency, engine and glued taking turns over
+``--rounds`` rounds (both see the same noise from the shared cores), each
+turn a steady stream after RESUME unmeasured requests -> throughput on 2
+threads (``rank_batch`` / a ThreadPoolExecutor). Writes
 bench/results/pipeline.md, pipeline_latency.png and pipeline.json
 (``--quick``: pipeline_quick.*).
 """
@@ -42,6 +43,8 @@ from bench.pipeline.glued import STAGES, GluedStack  # noqa: E402
 PEER_DISTRIBUTIONS = ("pandas", "lightgbm", "usearch", "numpy", "pyarrow")
 THREADS = 2
 ALL_CANDIDATES = 10_000  # a k above the candidate count: the response lists every candidate
+RESUME = 20  # unmeasured requests before each turn of a runtime (measure_latency)
+QUALITY_REQUESTS = 200  # two-phase quality: true relevance and overlap on this many requests
 
 
 def engine_fields(prep, request) -> dict:
@@ -185,14 +188,14 @@ def timed(rank, request, into: dict):
     return resp
 
 
-def measure_two_phase(two_phase, requests: list, block: int, raw: list, world, one_phase) -> dict:
+def measure_two_phase(two_phase, requests: list, raw: list, world, one_phase) -> dict:
     """Latency of the two-phase engine (single thread) and what it costs in quality: the
     world's true relevance of the shown items, and top-k overlap with the one-phase engine."""
     into = {"stages": {s: [] for s in STAGES}, "wall": []}
     overlap, rel_two, rel_one = [], [], []
     for rq in requests:
         timed(two_phase.rank, rq, into)
-    for rq, r in zip(requests[:block * 4], raw[:block * 4]):
+    for rq, r in zip(requests[:QUALITY_REQUESTS], raw[:QUALITY_REQUESTS]):
         a, b = two_phase.rank(rq), one_phase.rank(rq)
         overlap.append(len(set(a.item_ids.tolist()) & set(b.item_ids.tolist())) / max(len(b.item_ids), 1))
         for resp, out in ((a, rel_two), (b, rel_one)):
@@ -207,24 +210,40 @@ def measure_two_phase(two_phase, requests: list, block: int, raw: list, world, o
             "relevance_two_phase": float(np.mean(rel_two)), "relevance_one_phase": float(np.mean(rel_one))}
 
 
-def measure_latency(ranker, glued: GluedStack, requests: list, block: int) -> dict:
-    """Single-threaded latency, engine and glued alternating in blocks of ``block`` requests."""
-    out = {name: {"stages": {s: [] for s in STAGES}, "wall": []} for name in ("engine", "glued")}
+def measure_latency(ranker, glued: GluedStack, requests: list, resume: list, rounds: int) -> dict:
+    """Single-threaded latency: engine and glued take turns, ``rounds`` turns each, every
+    turn a steady stream of its share of ``requests`` after the ``resume`` requests
+    (unmeasured; the first one's wall time is kept as ``first_after_switch``).
+
+    Why not alternate in small blocks: on this KVM guest a runtime's first
+    request after ~1 s of the other's work (or of idleness) runs 3-9 ms, every
+    stage 5-40x its median, with no page fault in the guest: its memory has
+    gone cold below the guest. Blocks of 50 made those first requests 2 % of
+    the measured ones, i.e. the p99 of whichever runtime resumed."""
+    out = {name: {"stages": {s: [] for s in STAGES}, "wall": [], "first_after_switch": []}
+           for name in ("engine", "glued")}
     short = {"engine_fewer_than_k": 0, "glued_fewer_than_k": 0, "glued_ann_short": 0, "glued_refetches": 0,
              "engine_cold_start": 0, "engine_candidates": [], "glued_candidates": []}
-    for start in range(0, len(requests), block):
-        chunk = requests[start:start + block]
-        for rq in chunk:
-            resp = timed(ranker.rank, rq, out["engine"])
-            short["engine_fewer_than_k"] += len(resp.item_ids) < workload.K
-            short["engine_cold_start"] += resp.cold_start
-        for rq in chunk:
-            resp = timed(glued.rank, rq, out["glued"])
-            short["glued_fewer_than_k"] += len(resp.item_ids) < workload.K
-            short["glued_ann_short"] += resp.ann_short
-            short["glued_refetches"] += resp.refetches
-            short["glued_candidates"].append(resp.n_candidates)
-        glued.log.clear()
+    share = -(-len(requests) // rounds)
+    for start in range(0, len(requests), share):
+        chunk = requests[start:start + share]
+        for name, rank in (("engine", ranker.rank), ("glued", glued.rank)):
+            t = time.perf_counter()
+            rank(resume[0])
+            out[name]["first_after_switch"].append((time.perf_counter() - t) * 1e6)
+            for rq in resume[1:]:
+                rank(rq)
+            for rq in chunk:
+                resp = timed(rank, rq, out[name])
+                if name == "engine":
+                    short["engine_fewer_than_k"] += len(resp.item_ids) < workload.K
+                    short["engine_cold_start"] += resp.cold_start
+                else:
+                    short["glued_fewer_than_k"] += len(resp.item_ids) < workload.K
+                    short["glued_ann_short"] += resp.ann_short
+                    short["glued_refetches"] += resp.refetches
+                    short["glued_candidates"].append(resp.n_candidates)
+            glued.log.clear()
     short["glued_candidates"] = float(np.mean(short["glued_candidates"]))
     for name, r in out.items():
         r["summary"] = {s: percentiles(v) for s, v in r["stages"].items()}
@@ -272,7 +291,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="rank-engine end-to-end request benchmark against a glued stack")
     ap.add_argument("--quick", action="store_true", help="100,000 items, 200 requests, 100-tree heads")
     ap.add_argument("--requests", type=int, default=None, help="measured requests (default 2,000; quick 200)")
-    ap.add_argument("--block", type=int, default=50, help="requests per alternating block (default 50)")
+    ap.add_argument("--rounds", type=int, default=2, help="turns of each runtime in the latency run (default 2)")
     ap.add_argument("--batch", type=int, default=500, help="requests per rank_batch call (default 500)")
     ap.add_argument("--name", default=None, help="output name (default pipeline, quick: pipeline_quick)")
     args = ap.parse_args(argv)
@@ -325,8 +344,8 @@ def main(argv=None) -> int:
             glued.rank(rq)
         glued.log.clear()
         gc.collect()
-        log(f"latency: {len(requests)} requests, single thread, alternating blocks of {args.block}")
-        latency = measure_latency(ranker, glued, requests, args.block)
+        log(f"latency: {len(requests)} requests, single thread, {args.rounds} turns of each runtime")
+        latency = measure_latency(ranker, glued, requests, warmup[:RESUME], args.rounds)
         for rt in ("engine", "glued"):
             s = latency[rt]["summary"]
             log(f"{rt}: wall p50 {s['wall']['p50']:,.0f} µs, p99 {s['wall']['p99']:,.0f} µs")
@@ -339,7 +358,7 @@ def main(argv=None) -> int:
             for rq in warmup:
                 two_phase.rank(rq)
             log(f"two-phase engine (rerank_count {workload.RERANK_COUNT}): {len(requests)} requests")
-            two = measure_two_phase(two_phase, requests, args.block, raw_requests, prep.world, ranker)
+            two = measure_two_phase(two_phase, requests, raw_requests, prep.world, ranker)
         log(f"two-phase: wall p50 {two['summary']['wall']['p50']:,.0f} µs, p99 {two['summary']['wall']['p99']:,.0f} "
             f"µs; overlap with one phase {two['overlap_with_one_phase']:.3f}")
 
@@ -358,7 +377,7 @@ def main(argv=None) -> int:
         "params": asdict(params), "prepare": {"cached": prep.cached, "folder": prep.folder.name, **prep.meta},
         "workload": report.describe_workload(prep),
         "setup_s": {"engine_load": engine_load_s, "glued_setup": glued_setup_s},
-        "settings": {"block": args.block, "batch": args.batch, "threads": THREADS, "repeats": repeats},
+        "settings": {"rounds": args.rounds, "resume": RESUME, "batch": args.batch, "threads": THREADS, "repeats": repeats},
         "agreement": agreement, "retrieval": retrieval, "latency": latency, "two_phase": two, "throughput": throughput,
         "engine_log": log_stats,
     }
