@@ -16,6 +16,7 @@ import pyarrow.ipc
 from engine import _core, _safetensors
 from engine.bundle.manifest import Manifest, read_manifest, verify_artefacts
 from engine.errors import BundleError, CorruptFileError
+from engine.ranking.first_phase import FirstPhase
 from engine.ranking.popularity import CandidateLists
 from engine.ranking.settings import check_surfaces
 from engine.ranking.value_model import RETRIEVAL_SCORE, prefix_factor
@@ -123,6 +124,8 @@ class Serving:
         self.attributes = {c: self.columns[c] for c in manifest.filter_columns}
         self.blends = {name: surface.value_model.compile(list(manifest.heads), self.columns, manifest.n_items)
                        for name, surface in manifest.surfaces.items()}
+        self.first_phases = {name: FirstPhase(surface.first_phase, self.forest, self.columns, manifest.n_items)
+                             for name, surface in manifest.surfaces.items() if surface.first_phase is not None}
 
         # Request fields the spec reads that neither the user table nor the ranker supplies.
         self.required_context = frozenset(

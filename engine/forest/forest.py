@@ -107,16 +107,28 @@ class Forest:
         model's first trees are a cheaper, weaker model of the same target, fit for a first
         phase that picks the candidates the whole forest then scores. ``X`` as in `predict`
         (float32 numpy rows); returns float32 ``(n,)`` (a multi-output head: ``(n, outputs)``)."""
+        begin, end, first, width = self.prefix_trees(head, n_trees)
+        out = self.predict_trees(X, begin, end)
+        return out[:, first] if width == 1 else out[:, first:first + width]
+
+    def prefix_trees(self, head: str, n_trees: int) -> tuple[int, int, int, int]:
+        """(begin, end, first, width) for ``head``'s first ``n_trees`` trees: their range in
+        the forest's global tree order, and the head's output columns of `predict_trees`."""
         begin, end = self.head_trees(head)
         if isinstance(n_trees, bool) or not isinstance(n_trees, (int, np.integer)) or not 0 <= n_trees <= end - begin:
             raise ValueError(f"n_trees: expected an integer in [0, {end - begin}] for head {head!r}, got {n_trees!r}")
+        names = [h.name for h in self._header.heads]
+        first = sum(h.n_outputs for h in self._header.heads[:names.index(head)])
+        return begin, begin + int(n_trees), first, self._header.heads[names.index(head)].n_outputs
+
+    def predict_trees(self, X: np.ndarray, begin: int, end: int) -> np.ndarray:
+        """Raw scores ``(n, n_outputs)`` (float32, base scores included) of the trees
+        ``[begin, end)`` of the global tree order only, one thread. ``X`` as in `predict`
+        (float32 numpy rows)."""
         if not (type(X) is np.ndarray and X.dtype == np.float32 and X.ndim == 2 and X.flags.c_contiguous
                 and X.shape[1] == self._n_features):
             X = self._matrix(np.asarray(X))
-        out = self._native.predict_trees(X, begin, begin + int(n_trees), 1)
-        first = sum(h.n_outputs for h in self._header.heads[: [h.name for h in self._header.heads].index(head)])
-        width = next(h.n_outputs for h in self._header.heads if h.name == head)
-        return out[:, first] if width == 1 else out[:, first:first + width]
+        return self._native.predict_trees(X, int(begin), int(end), 1)
 
     def _matrix(self, X: np.ndarray) -> np.ndarray:
         if X.ndim != 2:

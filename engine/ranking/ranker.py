@@ -34,7 +34,7 @@ import numpy as np
 from engine import _core, _validate
 from engine.bundle.serving import Serving
 from engine.ranking.request import RankRequest, RankResponse
-from engine.ranking.value_model import RETRIEVAL_SCORE, prefix_factor
+from engine.ranking.value_model import RETRIEVAL_SCORE
 
 SOURCE_ANN, SOURCE_POPULAR, SOURCE_NEW = 0, 1, 2
 SOURCE_NAMES = ("ann", "popular", "new")
@@ -120,7 +120,7 @@ class Ranker:
         t3 = time.perf_counter_ns()
 
         if two_phase:  # its time counts as the heads'
-            keep = _first_phase(s, settings, rows, retrieval, X)
+            keep = s.first_phases[request.surface].keep(X, rows, retrieval, settings.rerank_count)
             rows, source, retrieval, X = rows[keep], source[keep], retrieval[keep], X[keep]
         heads: dict[str, np.ndarray] = {}
         if s.forest is not None and len(rows):
@@ -278,21 +278,6 @@ def _candidates(s: Serving, settings, filters: dict, user_vector, recent: np.nda
     if user_vector is None:
         return _core.merge_candidates(parts, scores, codes, recent, s.manifest.n_items)
     return _core.merge_candidates(parts, scores, codes, recent, s.manifest.n_items, s.item_vectors, user_vector)
-
-
-def _first_phase(s: Serving, settings, rows: np.ndarray, retrieval: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Candidate positions (in candidate order) of the ``rerank_count`` best by the
-    surface's first-phase model: retrieval score, item columns and the raw scores of
-    heads' first trees (``p_click[:50]``), the cheap part of what the heads compute."""
-    factors = {RETRIEVAL_SCORE: retrieval}
-    for name in settings.first_phase.factors - factors.keys():
-        prefix = prefix_factor(name)
-        if prefix is None:
-            factors[name] = s.columns[name][rows]
-        else:
-            factors[name] = s.forest.predict_prefix(X, *prefix)
-    score, _ = settings.first_phase.evaluate(factors)
-    return _core.best_positions(score, settings.rerank_count)
 
 
 def _request_fields(s: Serving, request: RankRequest, user_row: int, user_vector) -> dict:
