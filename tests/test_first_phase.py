@@ -37,6 +37,10 @@ MODELS = {
         ValueTerm("early", 1.0, ["p_click[:2]"]),
         ValueTerm("later", -0.5, ["p_click[:9]", "p_click[:2]"]),
     ]),
+    "the same trees named twice": ValueModel(terms=[
+        ValueTerm("a", 1.0, ["p_click[:5]"]),
+        ValueTerm("b", 2.0, ["p_click[:05]", "p_order[:4]"]),
+    ]),
     "no trees": ValueModel(terms=[ValueTerm("retrieval", 1.0, [RETRIEVAL_SCORE, "price"])]),
 }
 

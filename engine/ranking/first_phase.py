@@ -22,18 +22,23 @@ class FirstPhase:
     """``keep(X, rows, retrieval, count)``: positions of the ``count`` best candidates."""
 
     def __init__(self, model: ValueModel, forest, columns: dict[str, np.ndarray], n_items: int) -> None:
-        # One predict_trees call per distinct tree range; its output columns
-        # are the blend's "heads", named by the prefix factor they hold.
-        ranges: dict[tuple[int, int], dict[int, str]] = {}
+        # One predict_trees call per tree range; its output columns are the
+        # blend's "heads", named by the prefix factors they hold (a range
+        # repeats only if two names mean the same trees: p_click[:5], [:05]).
+        groups: list[tuple[tuple[int, int], dict[int, str]]] = []
         for name in sorted(model.factors):
             prefix = prefix_factor(name)
-            if prefix is not None:
-                begin, end, first, _ = forest.prefix_trees(*prefix)
-                ranges.setdefault((begin, end), {})[first] = name
+            if prefix is None:
+                continue
+            begin, end, first, _ = forest.prefix_trees(*prefix)
+            group = next((g for r, g in groups if r == (begin, end) and first not in g), None)
+            if group is None:
+                groups.append(((begin, end), group := {}))
+            group[first] = name
         self._forest = forest
-        self._ranges = list(ranges)
+        self._ranges = [r for r, _ in groups]
         width = len(forest.output_names) if forest is not None else 0  # no models: no prefixes either
-        heads = [ranges[r].get(j, f"\0unused {i}.{j}") for i, r in enumerate(self._ranges) for j in range(width)]
+        heads = [g.get(j, f"\0unused {i}.{j}") for i, (_, g) in enumerate(groups) for j in range(width)]
         self._blend = model.compile(heads, columns, n_items)
 
     def keep(self, X: np.ndarray, rows: np.ndarray, retrieval: np.ndarray, count: int) -> np.ndarray:
