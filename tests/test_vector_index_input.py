@@ -117,6 +117,16 @@ def test_conversions_keep_values(index):
     assert index.search(Q, 1, filter={"in_stock": np.bool_(False)})[0][0, 0] == 2
 
 
+@pytest.mark.parametrize("value, kind", [(True, "bool"), (False, "bool"), (0, "int"), (-5, "int"),
+                                         (2**63 - 1, "int"), (-(2**63), "int")])
+def test_scalar_filter_values_equal_their_one_element_lists(value, kind):
+    """A plain scalar takes a shorter path (the request path's case): same int64 values."""
+    from engine._validate import filter_values
+
+    got, ref = filter_values("x", value, kind), filter_values("x", [value], kind)
+    assert got.dtype == ref.dtype == np.int64 and got.tolist() == ref.tolist()
+
+
 def test_arrow_and_polars_inputs_give_numpy_results():
     pa = pytest.importorskip("pyarrow")
     pl = pytest.importorskip("polars")

@@ -122,6 +122,7 @@ class Serving:
                 column = column.astype(np.float32)
             self.columns[name] = np.ascontiguousarray(column)
         self.attributes = {c: self.columns[c] for c in manifest.filter_columns}
+        self.attribute_kinds = self.index.attributes  # ('int' or 'bool'), read per request
         self.blends = {name: surface.value_model.compile(list(manifest.heads), self.columns, manifest.n_items)
                        for name, surface in manifest.surfaces.items()}
         self.first_phases = {name: FirstPhase(surface.first_phase, self.forest, self.columns, manifest.n_items)

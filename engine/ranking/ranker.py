@@ -102,7 +102,7 @@ class Ranker:
             if name not in s.attributes:
                 raise ValueError(f"filters: unknown attribute {name!r} (filterable: {sorted(s.attributes)})")
             # Checked here, not only by the index: a cold-start request never reaches it.
-            kind = s.index.attributes[name]
+            kind = s.attribute_kinds[name]
             if not (type(value) is bool if kind == "bool" else type(value) is int and -(2**63) <= value < 2**63):
                 _validate.filter_values(name, value, kind)  # lists, numpy values, or an error naming the filter
 
