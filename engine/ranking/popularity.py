@@ -41,6 +41,12 @@ class CandidateLists:
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self._a = arrays
+        # What rows() reads per request, looked up once: (source, scope) -> the
+        # arguments of _core.list_rows for that list (scope None: the overall one).
+        self._lists = {(source, None): (arrays[f"{source}.all"], None, None, None) for source in ("popular", "new")}
+        self._lists.update({(source, scope): (None, arrays[f"{source}.{scope}.keys"],
+                                              arrays[f"{source}.{scope}.offsets"], arrays[f"{source}.{scope}.rows"])
+                            for source in ("popular", "new") for scope in SCOPES})
 
     @classmethod
     def build(cls, popularity: np.ndarray, is_new: np.ndarray, attributes: dict[str, np.ndarray],
@@ -102,17 +108,20 @@ class CandidateLists:
         (cpp/rerank/candidate_lists.hpp)."""
         if n <= 0:
             return np.empty(0, dtype=np.int64)
-        scope = next((name for name in SCOPES if name in filters), None)
+        scope = None
+        for name in SCOPES:
+            if name in filters:
+                scope = name
+                break
         checks = [(_check_column(attributes[name]), _values(value)) for name, value in filters.items() if name != scope]
-        a = self._a
-        if scope is None:
-            return _core.list_rows(a[f"{source}.all"], None, None, None, [], checks, n)
-        return _core.list_rows(None, a[f"{source}.{scope}.keys"], a[f"{source}.{scope}.offsets"],
-                               a[f"{source}.{scope}.rows"], _values(filters[scope]), checks, n)
+        every, keys, offsets, rows = self._lists[source, scope]
+        return _core.list_rows(every, keys, offsets, rows, [] if scope is None else _values(filters[scope]), checks, n)
 
 
 def _values(value) -> list[int]:
     """A filter's value or values as ints (True is 1)."""
+    if type(value) is int or type(value) is bool:
+        return [int(value)]
     if isinstance(value, (list, tuple, np.ndarray)):
         return [int(v) for v in value]
     return [int(value)]
@@ -120,6 +129,8 @@ def _values(value) -> list[int]:
 
 def _check_column(column: np.ndarray) -> np.ndarray:
     """An attribute column as the native check reads it: int64 or bool, C-contiguous."""
+    if (column.dtype == np.int64 or column.dtype == np.bool_) and column.flags.c_contiguous:
+        return column  # the serving bundle's columns
     if column.dtype != np.bool_ and column.dtype != np.int64:
         column = column.astype(np.int64)
     return np.ascontiguousarray(column)
