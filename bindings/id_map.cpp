@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 
 #include <memory>
+#include <vector>
 
 #include "bindings/convert.hpp"
 #include "common/id_map.hpp"
@@ -34,6 +35,22 @@ void bind_id_map(py::module_& m) {
             return out;
           },
           py::arg("ids"), "Rows of uint64 ids, -1 for unknown ones (int64).")
+      .def(
+          "known_rows",
+          [](const IdMap& map, const py::handle& ids) {
+            auto a = require_array<uint64_t>(ids, "ids", 1);
+            std::vector<int64_t> rows(size_t(a.size()));
+            const uint64_t* in = a.data();
+            size_t known = 0;
+            {
+              py::gil_scoped_release release;
+              map.rows(in, rows.size(), rows.data());
+              for (int64_t r : rows)
+                if (r >= 0) rows[known++] = r;
+            }
+            return py::array_t<int64_t>(py::ssize_t(known), rows.data());
+          },
+          py::arg("ids"), "Rows of the known ids, in the ids' order; unknown ids are dropped (int64).")
       .def("__len__", &IdMap::size);
 }
 

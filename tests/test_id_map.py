@@ -28,6 +28,10 @@ def test_rows_match_a_dict_and_unknown_ids_are_minus_one():
     np.testing.assert_array_equal(map_.rows(queries), want)
     assert (map_.rows(queries[len(ids):])[want[len(ids):] < 0] == -1).all()
     assert _core.IdMap(np.empty(0, np.uint64)).row(5) == -1
+    # known_rows: the same rows with the unknown ids dropped, in order
+    mixed = np.random.default_rng(3).permutation(queries)
+    np.testing.assert_array_equal(map_.known_rows(mixed), [r for r in map_.rows(mixed) if r >= 0])
+    assert map_.known_rows(np.empty(0, np.uint64)).dtype == np.int64
 
 
 def test_bad_input_is_refused():
@@ -37,6 +41,8 @@ def test_bad_input_is_refused():
         _core.IdMap(np.arange(10, dtype=np.uint64)[::2])
     with pytest.raises(TypeError, match="ids: expected dtype uint64"):
         _core.IdMap(np.arange(5, dtype=np.uint64)).rows(np.arange(3))
+    with pytest.raises(TypeError, match="ids: expected dtype uint64"):
+        _core.IdMap(np.arange(5, dtype=np.uint64)).known_rows(np.arange(3))
 
 
 def test_one_map_serves_many_threads():

@@ -144,8 +144,7 @@ class Serving:
 
     def item_rows(self, ids: np.ndarray) -> np.ndarray:
         """Rows of known item ids (uint64); unknown ones are dropped."""
-        rows = self._item_map.rows(ids)
-        return rows[rows >= 0]
+        return self._item_map.known_rows(ids)
 
     def user_row(self, user_id: int) -> int:
         """The user's row, or -1 for an unknown user (the cold-start path)."""
