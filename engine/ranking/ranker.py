@@ -33,6 +33,7 @@ import numpy as np
 
 from engine import _core, _validate
 from engine.bundle.serving import Serving
+from engine.impressions.record import ImpressionRecord
 from engine.ranking.request import RankRequest, RankResponse
 from engine.ranking.value_model import RETRIEVAL_SCORE
 
@@ -229,9 +230,8 @@ class Ranker:
              response: RankResponse, features: np.ndarray, choice) -> None:
         """One record: the request fields as the assembler saw them (context and user
         attributes, so the log alone rebuilds the features), what was shown and why."""
-        from engine.impressions import ImpressionRecord
-
-        fields = {k: v for k, v in fields.items() if k != "user_vector"}
+        fields = fields.copy()
+        del fields["user_vector"]  # logged on its own
         n = len(response.item_ids)
         self._logger.log(ImpressionRecord(
             request_id=request_id, timestamp_us=time.time_ns() // 1000, user_id=request.user_id,
