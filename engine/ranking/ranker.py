@@ -288,7 +288,7 @@ def _request_fields(s: Serving, request: RankRequest, user_row: int, user_vector
                          "(give None for a value the request does not have)")
     fields: dict = {}
     for name, column in s.user_columns.items():
-        fields[name] = column[user_row].item() if user_row >= 0 else None
+        fields[name] = column.item(user_row) if user_row >= 0 else None  # a Python scalar, no numpy one
     fields.update(request.context)
     fields["user_vector"] = user_vector
     return fields
