@@ -34,17 +34,19 @@ def request_ids(arrays) -> list[str]:
 def test_takes_split_by_count_and_bytes_keep_every_record_in_order():
     records = [make_record(seq) for seq in range(1, 301)]  # segments of 64 (cpp/impressions/staging.hpp)
     c = columns_of(records)
-    assert len(c) == 300 and c.nbytes > 0
+    sizes = [columns_of([r]).nbytes for r in records]  # a record's bytes are the same alone or staged
+    assert len(c) == 300 and c.nbytes == sum(sizes)
     got, features = [], []
     left = len(c)
     for max_records, max_bytes in [(7, 2**40), (50, 1), (50, 3000), (130, 2**40), (100, 20_000), (1000, 2**40)]:
         taken = c.take(max_records, max_bytes)
-        if max_bytes == 2**40:  # a count only: exactly that many, or what is left
-            assert len(taken) == min(max_records, left)
-        elif max_bytes == 1:  # smaller than any record: the first one all the same
-            assert len(taken) == 1
-        else:  # several, within the byte budget
-            assert 1 < len(taken) < max_records and taken.nbytes <= max_bytes
+        # The oldest records while both limits hold, and always at least one
+        # (a budget smaller than any record still moves the first).
+        first = len(records) - left
+        want = 1
+        while want < min(max_records, left) and sum(sizes[first:first + want + 1]) <= max_bytes:
+            want += 1
+        assert len(taken) == want and taken.nbytes == sum(sizes[first:first + want])
         left -= len(taken)
         assert len(c) == left
         a = taken.to_arrays()
