@@ -166,7 +166,7 @@ def filter_values(key: str, value: Any, kind: str) -> np.ndarray:
     pass thousands of merchant ids)."""
     # One Python scalar of the right kind (a request's store or stock filter):
     # one small array, without the general path's conversions and checks.
-    if type(value) is bool and kind == "bool" or type(value) is int and kind != "bool" and -(2**63) <= value < 2**63:
+    if (type(value) is bool and kind == "bool") or (type(value) is int and kind != "bool" and -(2**63) <= value < 2**63):
         return np.array([value], dtype=np.int64)
     where = f"filter[{key!r}]"
     if isinstance(value, (set, frozenset)):

@@ -117,9 +117,9 @@ class Forest:
         begin, end = self.head_trees(head)
         if isinstance(n_trees, bool) or not isinstance(n_trees, (int, np.integer)) or not 0 <= n_trees <= end - begin:
             raise ValueError(f"n_trees: expected an integer in [0, {end - begin}] for head {head!r}, got {n_trees!r}")
-        names = [h.name for h in self._header.heads]
-        first = sum(h.n_outputs for h in self._header.heads[:names.index(head)])
-        return begin, begin + int(n_trees), first, self._header.heads[names.index(head)].n_outputs
+        at = [h.name for h in self._header.heads].index(head)
+        first = sum(h.n_outputs for h in self._header.heads[:at])
+        return begin, begin + int(n_trees), first, self._header.heads[at].n_outputs
 
     def predict_trees(self, X: np.ndarray, begin: int, end: int) -> np.ndarray:
         """Raw scores ``(n, n_outputs)`` (float32, base scores included) of the trees
