@@ -7,6 +7,7 @@
 #include "bindings/convert.hpp"
 #include "simd/dispatch.hpp"
 #include "simd/i8_blocks.hpp"
+#include "simd/u4_blocks.hpp"
 
 namespace engine::bind {
 
@@ -64,6 +65,37 @@ py::array dot(const std::string& level, py::array query, py::array rows, py::obj
 }
 
 // dot() for int8 rows through the interleaved layout the IVF centroids use.
+// Positions of the values above a bound (a 4-bit scan's survivors).
+py::array_t<uint32_t> above_i32(const std::string& level, py::object values, int32_t bound) {
+  const auto& k = kernels_for(level);
+  auto x = require_array<int32_t>(values, "x", 1);
+  std::vector<uint32_t> positions(size_t(x.size()));
+  const size_t count = k.above_i32(x.data(), size_t(x.size()), bound, positions.data());
+  py::array_t<uint32_t> out{py::ssize_t(count)};
+  std::copy_n(positions.data(), count, out.mutable_data());
+  return out;
+}
+
+// Sums of int8 weights times uint8 codes in [0, 15] through the 4-bit
+// interleaved layout of long exact scans (simd/u4_blocks.hpp).
+py::array_t<int32_t> dot_u4_blocked(const std::string& level, py::object weights, py::object codes) {
+  const auto& k = kernels_for(level);
+  auto w = require_array<int8_t>(weights, "weights", 1);
+  auto c = require_array<uint8_t>(codes, "codes", 2);
+  const size_t n = size_t(c.shape(0)), dim = size_t(c.shape(1));
+  if (size_t(w.size()) != dim) throw py::value_error("weights: length differs from codes.shape[1]");
+  for (size_t i = 0; i < n * dim; ++i)
+    if (c.data()[i] > 15) throw py::value_error("codes: values must be in [0, 15]");
+  const std::vector<uint8_t> blocked = simd::interleave_u4(c.data(), n, dim);
+  std::vector<int8_t> padded(4 * simd::i8_groups(dim), 0);
+  std::copy_n(w.data(), dim, padded.data());
+  std::vector<int32_t> sums(simd::u4_blocks(n) * simd::kU4BlockRows);
+  k.dot_u4_blocked(padded.data(), blocked.data(), simd::u4_blocks(n), simd::i8_groups(dim), sums.data());
+  py::array_t<int32_t> out{py::ssize_t(n)};
+  std::copy_n(sums.data(), n, out.mutable_data());
+  return out;
+}
+
 py::array_t<int32_t> dot_i8_blocked(const std::string& level, py::object query, py::object rows) {
   const auto& k = kernels_for(level);
   auto q = require_array<int8_t>(query, "query", 1);
@@ -105,6 +137,8 @@ void bind_kernels(py::module_& m) {
   auto k = m.def_submodule("kernels", "Per-level kernels, for agreement tests and benchmarks.");
   k.def("tables", &table_names, "Kernel tables this CPU can run (levels and their variants).");
   k.def("dot", &dot, py::arg("level"), py::arg("query"), py::arg("rows"), py::arg("idx") = py::none());
+  k.def("above_i32", &above_i32, py::arg("level"), py::arg("x"), py::arg("bound"));
+  k.def("dot_u4_blocked", &dot_u4_blocked, py::arg("level"), py::arg("weights"), py::arg("codes"));
   k.def("dot_i8_blocked", &dot_i8_blocked, py::arg("level"), py::arg("query"), py::arg("rows"));
   k.def("dot_multi", &dot_multi, py::arg("level"), py::arg("queries"), py::arg("rows"));
   k.def("f32_to_f16", &to_f16, py::arg("level"), py::arg("values"));

@@ -75,6 +75,37 @@ def test_dot_i8_blocked_matches_row_dot(level, n, dim):
 
 
 @pytest.mark.parametrize("level", TABLES)
+@pytest.mark.parametrize("n", [1, 16, 31, 32, 33, 70])
+@pytest.mark.parametrize("dim", [1, 3, 4, 7, 64, 97, 130])
+def test_dot_u4_blocked_matches_row_dot(level, n, dim):
+    # The layout of long exact scans: 32 rows x 4 dims a 64-byte group, rows
+    # 16-31 in the high nibbles; the extremes (15 x -128, 15 x 127) included.
+    rng = np.random.default_rng(n * 1000 + dim + 7)
+    codes = rng.integers(0, 16, (n, dim)).astype(np.uint8)
+    w = rng.integers(-128, 128, dim).astype(np.int8)
+    codes[0, 0], w[0] = 15, -128
+    codes[-1, -1], w[-1] = 15, 127
+    got = _core.kernels.dot_u4_blocked(level, w, codes)
+    assert got.dtype == np.int32 and got.shape == (n,)
+    assert np.array_equal(got, codes.astype(np.int64) @ w.astype(np.int64))
+
+
+@pytest.mark.parametrize("level", TABLES)
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 15, 16, 17, 256, 301])
+def test_above_i32_lists_positions_above_the_bound(level, n):
+    rng = np.random.default_rng(n)
+    x = rng.integers(-1000, 1000, n).astype(np.int32)
+    for bound in (-(2**31), -1, 0, 500, 999, 2**31 - 1):
+        got = _core.kernels.above_i32(level, x, bound)
+        assert np.array_equal(got, np.flatnonzero(x > bound).astype(np.uint32))
+
+
+def test_dot_u4_blocked_refuses_wide_codes():
+    with pytest.raises(ValueError, match="codes"):
+        _core.kernels.dot_u4_blocked("scalar", np.ones(4, np.int8), np.full((2, 4), 16, np.uint8))
+
+
+@pytest.mark.parametrize("level", TABLES)
 @pytest.mark.parametrize("nq", [1, 3, 4, 5, 9])
 def test_dot_multi_matches_single(level, nq):
     rng = np.random.default_rng(nq)

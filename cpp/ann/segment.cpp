@@ -8,6 +8,7 @@
 #include "ann/filter.hpp"
 #include "ann/quantise.hpp"
 #include "simd/i8_blocks.hpp"
+#include "simd/u4_blocks.hpp"
 
 #include "common/errors.hpp"
 
@@ -151,8 +152,35 @@ Segment::Segment(SegmentArrays arrays) : a_(std::move(arrays)) {
     if (a_.storage == Storage::i8) {
       list_blocks_.assign(simd::i8_blocks(a_.rows()) * simd::i8_groups(dim) * simd::kI8BlockRows * 4, 0);
       simd::interleave_i8_into(reinterpret_cast<const int8_t*>(a_.codes.data()), a_.rows(), dim, list_blocks_.data());
+      build_row_nibbles();
     }
   }
+}
+
+// Each dimension's i8 codes mapped linearly from their [min, max] onto
+// [0, 15], rounded to nearest.
+void Segment::build_row_nibbles() {
+  const size_t n = a_.rows(), dim = a_.dim;
+  const int8_t* codes = reinterpret_cast<const int8_t*>(row_codes_.data());
+  std::vector<int> lo(dim, 127), hi(dim, -128);
+  for (size_t r = 0; r < n; ++r)
+    for (size_t d = 0; d < dim; ++d) {
+      lo[d] = std::min<int>(lo[d], codes[r * dim + d]);
+      hi[d] = std::max<int>(hi[d], codes[r * dim + d]);
+    }
+  nibble_lows_.resize(dim);
+  nibble_steps_.resize(dim);
+  std::vector<float> inverse(dim);
+  for (size_t d = 0; d < dim; ++d) {
+    nibble_lows_[d] = float(lo[d]);
+    nibble_steps_[d] = float(std::max(hi[d] - lo[d], 1)) / 15.0f;
+    inverse[d] = 1.0f / nibble_steps_[d];
+  }
+  row_nibbles_.assign(simd::u4_blocks(n) * simd::i8_groups(dim) * 64, 0);
+  simd::interleave_u4_into(n, dim, [&](size_t r, size_t d) {
+    const float x = (float(codes[r * dim + d]) - nibble_lows_[d]) * inverse[d];
+    return uint8_t(std::clamp(std::lrint(x), 0L, 15L));
+  }, row_nibbles_.data());
 }
 
 std::shared_ptr<const Segment> Segment::from_arrays(SegmentArrays arrays) {

@@ -93,9 +93,18 @@ class Segment {
   // third of the instructions of row by row (the walk's largest cost), with
   // the same integer dot products. Empty otherwise.
   const std::vector<int8_t, HugePageAllocator<int8_t>>& list_blocks() const { return list_blocks_; }
+  // i8 IVF segments: the row-order codes again at 4 bits a dimension, in the
+  // interleaved layout of simd/u4_blocks.hpp: code i8 ~ nibble_lows()[d] +
+  // nibble_steps()[d] * nibble. Half the bytes of row_codes(): a long exact
+  // scan of contiguous rows (a large merchant's store page, bound by memory
+  // bandwidth) nominates from them what the i8 codes then re-score.
+  const std::vector<uint8_t, HugePageAllocator<uint8_t>>& row_nibbles() const { return row_nibbles_; }
+  const std::vector<float>& nibble_lows() const { return nibble_lows_; }
+  const std::vector<float>& nibble_steps() const { return nibble_steps_; }
 
  private:
   explicit Segment(SegmentArrays arrays);
+  void build_row_nibbles();
   SegmentArrays a_;
   std::vector<int8_t> centroid_blocks_;
   std::vector<float> centroid_code_scales_;
@@ -103,6 +112,8 @@ class Segment {
   std::vector<int32_t> list_attrs32_;
   std::vector<uint8_t, HugePageAllocator<uint8_t>> row_codes_;
   std::vector<int8_t, HugePageAllocator<int8_t>> list_blocks_;
+  std::vector<uint8_t, HugePageAllocator<uint8_t>> row_nibbles_;
+  std::vector<float> nibble_lows_, nibble_steps_;
   std::vector<std::vector<uint32_t>> value_rows_;  // per column: rows of value_min_ + i, or empty
   std::vector<int64_t> value_min_;
 };

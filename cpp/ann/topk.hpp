@@ -36,6 +36,14 @@ class TopK {
     return size_ < k_ ? -std::numeric_limits<float>::infinity() : scores_[k_ - 1];
   }
   size_t capacity() const { return k_; }
+  // Scores kept so far (more than capacity() until best() or sorted() trims).
+  size_t size() const { return size_; }
+  // After reset(), with more than kSortedMax kept: refuse scores <= floor
+  // from the start (a bound known to be below the k-th best, e.g. from a
+  // sample), so the buffer is not filled and trimmed on the way up to it.
+  void set_floor(float floor) {
+    if (!sorted_layout() && size_ == 0) threshold_ = floor;
+  }
 
   void push(float score, uint32_t segment, uint32_t row) {
     if (!(score > threshold())) return;

@@ -88,5 +88,37 @@ void dot_i8_blocked_with(const int8_t* q, const int8_t* blocked, size_t blocks, 
   }
 }
 
+// dot_u4_blocked (u4_blocks.hpp): per group, one 64-byte load holds 4 codes
+// of 32 rows; its low nibbles are rows 0-15, its high ones rows 16-31, each
+// `Dot` adding unsigned codes times the broadcast signed weights.
+template <class Dot>
+void dot_u4_blocked_with(const int8_t* w, const uint8_t* blocked, size_t blocks, size_t groups,
+                         int32_t* out, Dot dot) {
+  constexpr size_t G = 16;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (size_t g0 = 0; g0 < groups; g0 += G) {
+    const size_t gn = groups - g0 < G ? groups - g0 : G;
+    __m512i wv[G];
+    for (size_t g = 0; g < gn; ++g) {
+      int32_t word;
+      __builtin_memcpy(&word, w + 4 * (g0 + g), 4);
+      wv[g] = _mm512_set1_epi32(word);
+    }
+    for (size_t b = 0; b < blocks; ++b) {
+      const uint8_t* blk = blocked + (b * groups + g0) * 64;
+      int32_t* o = out + b * 32;
+      __m512i lo = g0 ? _mm512_loadu_si512(o) : _mm512_setzero_si512();
+      __m512i hi = g0 ? _mm512_loadu_si512(o + 16) : _mm512_setzero_si512();
+      for (size_t g = 0; g < gn; ++g) {
+        const __m512i x = _mm512_loadu_si512(blk + g * 64);
+        lo = dot(lo, _mm512_and_si512(x, low4), wv[g]);
+        hi = dot(hi, _mm512_and_si512(_mm512_srli_epi16(x, 4), low4), wv[g]);
+      }
+      _mm512_storeu_si512(o, lo);
+      _mm512_storeu_si512(o + 16, hi);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace engine::simd

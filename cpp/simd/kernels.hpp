@@ -28,6 +28,13 @@ struct Kernels {
   // q holds 4 * groups bytes (zero past dim), out 16 * blocks sums.
   void (*dot_i8_blocked)(const int8_t* q, const int8_t* blocked, size_t blocks, size_t groups,
                          int32_t* out);
+  // Exact int32 sums of signed weights w (4 * groups bytes, zero past dim)
+  // times unsigned 4-bit codes in the layout of u4_blocks.hpp: out holds
+  // 32 * blocks sums.
+  void (*dot_u4_blocked)(const int8_t* w, const uint8_t* blocked, size_t blocks, size_t groups,
+                         int32_t* out);
+  // The positions i < n with x[i] > bound, ascending, into positions; their count.
+  size_t (*above_i32)(const int32_t* x, size_t n, int32_t bound, uint32_t* positions);
   // Scores of nq queries against n rows: out is nq x n, row-major. Rows are
   // loaded once per group of queries, so batches cost less per query.
   void (*dot_f32_multi)(const float* queries, size_t nq, const float* rows, size_t n, size_t dim,

@@ -139,6 +139,45 @@ void dot_i8_blocked(const int8_t* q, const int8_t* blocked, size_t blocks, size_
   }
 }
 
+// dot_u4_blocked: a group's 64 bytes are two registers; the low nibbles of
+// the first are rows 0-7, of the second rows 8-15, the high nibbles rows
+// 16-23 and 24-31. Products are at most 15 * 127 * 2 per maddubs pair, far
+// from its int16 saturation.
+void dot_u4_blocked(const int8_t* w, const uint8_t* blocked, size_t blocks, size_t groups, int32_t* out) {
+  const __m256i ones = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(0x0F);
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* blk = blocked + b * groups * 64;
+    __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                      _mm256_setzero_si256()};
+    for (size_t g = 0; g < groups; ++g) {
+      int32_t word;
+      __builtin_memcpy(&word, w + 4 * g, 4);
+      const __m256i wv = _mm256_set1_epi32(word);
+      for (size_t h = 0; h < 2; ++h) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + g * 64 + h * 32));
+        const __m256i lo = _mm256_and_si256(x, low4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), low4);
+        acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(_mm256_maddubs_epi16(lo, wv), ones));
+        acc[2 + h] = _mm256_add_epi32(acc[2 + h], _mm256_madd_epi16(_mm256_maddubs_epi16(hi, wv), ones));
+      }
+    }
+    for (size_t i = 0; i < 4; ++i) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * 32 + i * 8), acc[i]);
+  }
+}
+
+// Eight compared at once into a bit mask; only the set bits cost a step.
+size_t above_i32(const int32_t* x, size_t n, int32_t bound, uint32_t* positions) {
+  const __m256i b = _mm256_set1_epi32(bound);
+  size_t count = 0, i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i gt = _mm256_cmpgt_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), b);
+    for (unsigned mask = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(gt))); mask; mask &= mask - 1)
+      positions[count++] = uint32_t(i + unsigned(__builtin_ctz(mask)));
+  }
+  for (; i < n; ++i)
+    if (x[i] > bound) positions[count++] = uint32_t(i);
+  return count;
+}
+
 // Scores as a small matrix product: rows packed 8 at a time in
 // dimension-major order, one load feeding four FMAs (see the AVX-512 kernel).
 void dot_f32_multi(const float* queries, size_t nq, const float* rows, size_t n, size_t dim,
@@ -196,7 +235,7 @@ void f32_to_f16(const float* in, uint16_t* out, size_t n) {
 
 const Kernels& avx2_kernels() {
   static const Kernels k{Level::avx2, "avx2", dot_f32, dot_f16, dot_i8, dot_i8_blocked,
-                         dot_f32_multi, f32_to_f16};
+                         dot_u4_blocked, above_i32, dot_f32_multi, f32_to_f16};
   return k;
 }
 

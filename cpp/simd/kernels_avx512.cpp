@@ -98,6 +98,26 @@ void dot_i8_blocked(const int8_t* q, const int8_t* blocked, size_t blocks, size_
     return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(uq, sx), ones));
   });
 }
+void dot_u4_blocked(const int8_t* w, const uint8_t* blocked, size_t blocks, size_t groups, int32_t* out) {
+  const __m512i ones = _mm512_set1_epi16(1);
+  dot_u4_blocked_with(w, blocked, blocks, groups, out, [&](__m512i acc, __m512i ux, __m512i sw) {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(ux, sw), ones));
+  });
+}
+
+// Sixteen compared into a mask and their positions compress-stored.
+size_t above_i32(const int32_t* x, size_t n, int32_t bound, uint32_t* positions) {
+  const __m512i b = _mm512_set1_epi32(bound), step = _mm512_set1_epi32(16);
+  __m512i at = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  size_t count = 0;
+  for (size_t i = 0; i < n; i += 16, at = _mm512_add_epi32(at, step)) {
+    const __mmask16 in = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+    const __mmask16 gt = _mm512_mask_cmpgt_epi32_mask(in, _mm512_maskz_loadu_epi32(in, x + i), b);
+    _mm512_mask_compressstoreu_epi32(positions + count, gt, at);
+    count += size_t(__builtin_popcount(gt));
+  }
+  return count;
+}
 
 // Scores as a small matrix product: rows are packed 16 at a time in
 // dimension-major order, so one load feeds eight FMAs (one per query, the
@@ -147,7 +167,7 @@ void f32_to_f16(const float* in, uint16_t* out, size_t n) {
 
 const Kernels& avx512_kernels() {
   static const Kernels k{Level::avx512, "avx512", dot_f32, dot_f16, dot_i8, dot_i8_blocked,
-                         dot_f32_multi, f32_to_f16};
+                         dot_u4_blocked, above_i32, dot_f32_multi, f32_to_f16};
   return k;
 }
 

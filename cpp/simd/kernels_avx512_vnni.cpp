@@ -23,6 +23,12 @@ void dot_i8_blocked_vnni(const int8_t* q, const int8_t* blocked, size_t blocks, 
   });
 }
 
+void dot_u4_blocked_vnni(const int8_t* w, const uint8_t* blocked, size_t blocks, size_t groups, int32_t* out) {
+  dot_u4_blocked_with(w, blocked, blocks, groups, out, [](__m512i acc, __m512i ux, __m512i sw) {
+    return _mm512_dpbusd_epi32(acc, ux, sw);
+  });
+}
+
 }  // namespace
 
 const Kernels& avx512_vnni_kernels() {
@@ -31,6 +37,7 @@ const Kernels& avx512_vnni_kernels() {
     t.name = "avx512_vnni";
     t.dot_i8 = dot_i8_vnni;
     t.dot_i8_blocked = dot_i8_blocked_vnni;
+    t.dot_u4_blocked = dot_u4_blocked_vnni;
     return t;
   }();
   return k;
