@@ -176,7 +176,8 @@ class VectorIndex:
         """Read an index written by save().
 
         ``mmap``: map the file instead of reading it (arrays are paged in on
-        use). ``verify``: check the checksum of every array. Structure is
+        use; an IVF segment's f32 vectors, which searches re-score at
+        scattered rows, are copied to huge pages either way). ``verify``: check the checksum of every array. Structure is
         always validated. Raises engine.CorruptFileError naming the file.
         """
         return index_file.load(cls, os.fspath(path), mmap=mmap, verify=verify)
