@@ -15,6 +15,7 @@ void bind_index(py::module_& m);
 void bind_arrow(py::module_& m);
 void bind_forest(py::module_& m);
 void bind_rerank(py::module_& m);
+void bind_scorer(py::module_& m);
 void bind_features(py::module_& m);
 void bind_id_map(py::module_& m);
 void bind_impressions(py::module_& m);
@@ -55,6 +56,7 @@ PYBIND11_MODULE(_core, m) {
   engine::bind::bind_arrow(m);
   engine::bind::bind_forest(m);
   engine::bind::bind_rerank(m);
+  engine::bind::bind_scorer(m);
   engine::bind::bind_features(m);
   engine::bind::bind_id_map(m);
   engine::bind::bind_impressions(m);

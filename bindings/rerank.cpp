@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bindings/convert.hpp"
+#include "bindings/held_blend.hpp"
 #include "rerank/candidate_lists.hpp"
 #include "rerank/merge.hpp"
 #include "rerank/rerank.hpp"
@@ -101,12 +102,6 @@ py::tuple merge_candidates(const py::list& rows, const py::list& scores, const p
   return py::make_tuple(py::array_t<int64_t>(n, m.rows.data()), py::array_t<int8_t>(n, m.source.data()),
                         py::array_t<float>(n, m.score.data()));
 }
-
-// A native blend that keeps its item columns alive.
-struct HeldBlend {
-  std::shared_ptr<rerank::ValueBlend> blend;
-  std::vector<py::array> columns;
-};
 
 HeldBlend make_blend(const py::list& weights, const py::list& term_factors, const py::list& factors,
                      size_t n_items, size_t n_heads) {

@@ -43,6 +43,15 @@ def _read_vectors(path: str, rows: int, dim: int) -> np.ndarray:
     return v
 
 
+def _scorer(s: "Serving", name: str, surface) -> "_core.SurfaceScorer":
+    first = s.first_phases.get(name)
+    return _core.SurfaceScorer(
+        None if s.forest is None else s.forest._native, len(s.manifest.heads),
+        first.ranges if first else [], first.blend if first else None,
+        surface.rerank_count if first else 0, s.blends[name],
+        s.columns["merchant_id"], s.columns["category_id"], s.manifest.n_items)
+
+
 class Serving:
     """Index, forest, assembler, item columns and candidate lists of one bundle."""
 
@@ -127,12 +136,17 @@ class Serving:
                        for name, surface in manifest.surfaces.items()}
         self.first_phases = {name: FirstPhase(surface.first_phase, self.forest, self.columns, manifest.n_items)
                              for name, surface in manifest.surfaces.items() if surface.first_phase is not None}
+        # Per surface, the stages after the features in one native call.
+        self.scorers = {name: _scorer(self, name, surface) for name, surface in manifest.surfaces.items()}
+        self.term_names = {name: [t.name for t in surface.value_model.terms]
+                           for name, surface in manifest.surfaces.items()}
 
         # Request fields the spec reads that neither the user table nor the ranker supplies.
         self.required_context = frozenset(
             set(manifest.feature_spec.request_fields) - set(manifest.user_columns) - {"user_vector"})
         self.user_columns: dict[str, np.ndarray] = {}
         self.user_vectors = None
+        self.user_has_vector = None
         self._user_map = None
         if "users" in path:
             users = _read_arrow(path["users"])
@@ -141,6 +155,8 @@ class Serving:
                                  for c in manifest.user_columns}
             if "user_vectors" in path:
                 self.user_vectors = _read_vectors(path["user_vectors"], users.num_rows, manifest.dim)
+                # A zero row is a user without a vector: known once, not tested per request.
+                self.user_has_vector = self.user_vectors.any(axis=1)
 
     def item_rows(self, ids: np.ndarray) -> np.ndarray:
         """Rows of known item ids (uint64); unknown ones are dropped."""

@@ -19,7 +19,9 @@ from engine.ranking.value_model import ValueModel, prefix_factor
 
 
 class FirstPhase:
-    """``keep(X, rows, retrieval, count)``: positions of the ``count`` best candidates."""
+    """``ranges`` (tree ranges of the prefix factors) and ``blend`` (a
+    `_core.ValueBlend` over their raw scores): what `_core.SurfaceScorer` runs;
+    ``keep(X, rows, retrieval, count)``: positions of the ``count`` best candidates."""
 
     def __init__(self, model: ValueModel, forest, columns: dict[str, np.ndarray], n_items: int) -> None:
         # One predict_trees call per tree range; its output columns are the
@@ -36,18 +38,19 @@ class FirstPhase:
                 groups.append(((begin, end), group := {}))
             group[first] = name
         self._forest = forest
-        self._ranges = [r for r, _ in groups]
+        self.ranges = [r for r, _ in groups]
         width = len(forest.output_names) if forest is not None else 0  # no models: no prefixes either
         heads = [g.get(j, f"\0unused {i}.{j}") for i, (_, g) in enumerate(groups) for j in range(width)]
-        self._blend = model.compile(heads, columns, n_items)
+        self.blend = model.compile(heads, columns, n_items)  # over the ranges' raw scores side by side
 
     def keep(self, X: np.ndarray, rows: np.ndarray, retrieval: np.ndarray, count: int) -> np.ndarray:
-        scores = [self._forest.predict_trees(X, begin, end) for begin, end in self._ranges]
+        """The first phase step by step (the request path runs it inside `_core.SurfaceScorer`)."""
+        scores = [self._forest.predict_trees(X, begin, end) for begin, end in self.ranges]
         if not scores:
             scores = np.empty((len(rows), 0), np.float32)
         elif len(scores) == 1:
             scores = scores[0]
         else:
             scores = np.hstack(scores)
-        value, _ = self._blend.evaluate(rows, scores, retrieval)
+        value, _ = self.blend.evaluate(rows, scores, retrieval)
         return _core.best_positions(value, count)

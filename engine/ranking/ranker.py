@@ -113,52 +113,32 @@ class Ranker:
         t1 = time.perf_counter_ns()
 
         rows, source, retrieval = _candidates(s, settings, filters, user_vector, recent)
-        two_phase = settings.first_phase is not None and 0 < settings.rerank_count < len(rows)
         t2 = time.perf_counter_ns()
 
         fields = _request_fields(s, request, user_row, user_vector)
         X = s.assembler.assemble(rows, fields)
         t3 = time.perf_counter_ns()
 
-        if two_phase:  # its time counts as the heads'
-            keep = s.first_phases[request.surface].keep(X, rows, retrieval, settings.rerank_count)
-            rows, source, retrieval, X = rows[keep], source[keep], retrieval[keep], X[keep]
-        heads: dict[str, np.ndarray] = {}
-        if s.forest is not None and len(rows):
-            scores = s.forest.predict(X).reshape(len(rows), -1)
-            heads = {name: scores[:, i] for i, name in enumerate(s.manifest.heads)}
-        else:
-            scores = np.empty((len(rows), len(s.manifest.heads)), np.float32)
-        t4 = time.perf_counter_ns()
-
-        terms: dict[str, np.ndarray] = {}
-        value = np.empty(0, np.float32)
-        if len(rows):
-            value, by_term = s.blends[request.surface].evaluate(rows, scores, retrieval)
-            terms = {t.name: by_term[i] for i, t in enumerate(settings.value_model.terms)}
-        t5 = time.perf_counter_ns()
-
+        # First phase (when the surface has one and more candidates than it
+        # keeps), heads, value blend and re-rank: one native call.
         policy = settings.rerank
         explore = policy.temperature > 0 if request.explore is None else bool(request.explore)
         seed = request.seed if request.seed is not None else random.getrandbits(64)
-        # Gather the rule columns only for the rules in force (~30 us for 500 rows).
-        merchant = s.columns["merchant_id"][rows] if policy.max_per_merchant else None
-        category = s.columns["category_id"][rows] if policy.max_per_category or policy.category_decay != 1.0 else None
-        index, choice, propensity = _core.rerank(
-            value, None, merchant, category, k,
-            policy.max_per_merchant, policy.max_per_category, policy.category_decay,
-            policy.temperature if explore else 0.0, policy.explore_window,
-            policy.propensity_samples, seed & 0xFFFFFFFFFFFFFFFF)
+        index, value, heads, terms, choice, propensity, (heads_us, value_us, _) = \
+            s.scorers[request.surface].score(
+                X, rows, retrieval, k, policy.max_per_merchant, policy.max_per_category, policy.category_decay,
+                policy.temperature if explore else 0.0, policy.explore_window, policy.propensity_samples,
+                seed & 0xFFFFFFFFFFFFFFFF)
         shown = rows[index]
-        components = {name: c[index] for name, c in heads.items()}
-        components.update({name: c[index] for name, c in terms.items()})
+        components = dict(zip(s.manifest.heads, heads))
+        components.update(zip(s.term_names[request.surface], terms))
         if RETRIEVAL_SCORE not in components:
             components[RETRIEVAL_SCORE] = retrieval[index]
         t6 = time.perf_counter_ns()
 
         request_id = request.request_id or uuid.uuid4().hex
         response = RankResponse(
-            request_id=request_id, item_ids=s.item_ids[shown], value=value[index], components=components,
+            request_id=request_id, item_ids=s.item_ids[shown], value=value, components=components,
             propensities=propensity if explore else None, sources=source[index],
             cold_start=user_vector is None, bundle_version=s.version, timings_us={},
         )
@@ -167,7 +147,7 @@ class Ranker:
         t7 = time.perf_counter_ns()
         response.timings_us = {
             "user": (t1 - t0) / 1e3, "candidates": (t2 - t1) / 1e3, "features": (t3 - t2) / 1e3,
-            "heads": (t4 - t3) / 1e3, "value": (t5 - t4) / 1e3, "rerank": (t6 - t5) / 1e3,
+            "heads": heads_us, "value": value_us, "rerank": (t6 - t3) / 1e3 - heads_us - value_us,
             "log": (t7 - t6) / 1e3, "total": (t7 - t0) / 1e3,
         }
         return response
@@ -215,10 +195,8 @@ class Ranker:
                     raise ValueError(f"user_encoder: returned {v.shape} values or non-finite ones, "
                                      f"expected {s.manifest.dim} finite values")
                 return v
-        if user_row >= 0 and s.user_vectors is not None:
-            v = s.user_vectors[user_row]
-            if v.any():
-                return v
+        if user_row >= 0 and s.user_vectors is not None and s.user_has_vector[user_row]:
+            return s.user_vectors[user_row]
         if len(recent):
             v = s.item_vectors[recent].sum(axis=0)
             norm = float(np.linalg.norm(v))
