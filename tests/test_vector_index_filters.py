@@ -136,3 +136,24 @@ def test_sparse_and_negative_attribute_values(storage):
         truth, _ = exact_topk(q, x, ids, 10, mask=mask)
         assert set(got[got >= 0].tolist()) <= set(ids[mask].tolist()), filt
         assert recall(got, truth) >= 0.95, filt
+
+
+@pytest.mark.parametrize("value", [1, 0, [0, 1], 2, [2, 1]])
+def test_zero_one_int_columns_check_from_their_bits(value):
+    # A column whose values are all 0 or 1 is checked from one bit a row
+    # (ann/segment.hpp, list_bits): an int column too, and values it never
+    # holds (2) match nothing.
+    ids, x, attrs = clustered(30_000, 16, seed=23, n_clusters=60)
+    flag = (np.random.default_rng(24).random(len(ids)) < 0.7).astype(np.int64)
+    index = engine.VectorIndex(16, "ip", "i8")
+    index.add(ids, x, {"flag": flag, "merchant_id": attrs["merchant_id"]})
+    q = queries_like(x, 40, seed=25)
+    mask = np.isin(flag, value if isinstance(value, list) else [value])
+    got = np.vstack([index.search(v, 10, filter={"flag": value})[0] for v in q])
+    allowed = set(ids[mask].tolist())
+    assert all(int(i) in allowed for i in got.ravel() if i >= 0)
+    if not mask.any():
+        assert (got == -1).all()
+    else:
+        truth, _ = exact_topk(q, x, ids, 10, mask=mask)
+        assert recall(got, truth) >= 0.95

@@ -51,8 +51,11 @@ bool passes_at(const Plan& plan, const Segment& seg, size_t p) {
   const SegmentArrays& a = seg.arrays();
   const auto& narrow = seg.list_attrs32();
   for (const Condition* c : plan.checks) {
+    const auto& bits = seg.list_bits(c->column);
     const size_t at = size_t{c->column} * a.rows() + p;
-    if (!c->contains(narrow.empty() ? a.list_attrs[at] : int64_t{narrow[at]})) return false;
+    const int64_t v = !bits.empty() ? int64_t((bits[p >> 6] >> (p & 63)) & 1u)
+                      : narrow.empty() ? a.list_attrs[at] : int64_t{narrow[at]};
+    if (!c->contains(v)) return false;
   }
   return true;
 }
@@ -200,6 +203,11 @@ void prefetch_checks(const Plan& plan, const Segment& seg, uint32_t list) {
   const bool narrow = !seg.list_attrs32().empty();
   const size_t width = narrow ? 4 : 8;
   for (const Condition* c : plan.checks) {
+    const auto& bits = seg.list_bits(c->column);
+    if (!bits.empty()) {
+      for (size_t w = p0 >> 6; w <= (p1 - 1) >> 6 && p1 > p0; w += 8) __builtin_prefetch(bits.data() + w);
+      continue;
+    }
     const char* col = narrow ? reinterpret_cast<const char*>(seg.list_attrs32().data() + size_t{c->column} * a.rows())
                              : reinterpret_cast<const char*>(a.list_attrs.data() + size_t{c->column} * a.rows());
     for (size_t off = p0 * width; off < p1 * width; off += 64) __builtin_prefetch(col + off);

@@ -152,6 +152,13 @@ Segment::Segment(SegmentArrays arrays) : a_(std::move(arrays)) {
       return v >= std::numeric_limits<int32_t>::min() && v <= std::numeric_limits<int32_t>::max();
     });
     if (fits) list_attrs32_.assign(a_.list_attrs.begin(), a_.list_attrs.end());
+    list_bits_.resize(a_.n_columns);
+    for (size_t c = 0; c < a_.n_columns; ++c) {
+      const int64_t* col = a_.list_attrs.data() + c * a_.rows();
+      if (!std::all_of(col, col + a_.rows(), [](int64_t v) { return v == 0 || v == 1; })) continue;
+      list_bits_[c].assign((a_.rows() + 63) / 64, 0);
+      for (size_t p = 0; p < a_.rows(); ++p) list_bits_[c][p >> 6] |= uint64_t(col[p]) << (p & 63);
+    }
     if (a_.storage != Storage::f32) {
       const size_t bytes = dim * storage_bytes(a_.storage);
       row_codes_.resize(a_.rows() * bytes);
