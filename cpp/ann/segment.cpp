@@ -146,6 +146,10 @@ Segment::Segment(SegmentArrays arrays) : a_(std::move(arrays)) {
     // anonymous memory; the file's pages are not read again.
     auto vectors = std::make_shared<std::vector<float, HugePageAllocator<float>>>(a_.vectors.begin(), a_.vectors.end());
     a_.vectors = Array<float>(vectors->data(), vectors->size(), vectors);
+    // The same for the ids of the k hits each search returns (8 bytes a
+    // row): the same search 438-456 -> 402-415 us.
+    auto ids = std::make_shared<std::vector<uint64_t, HugePageAllocator<uint64_t>>>(a_.ids.begin(), a_.ids.end());
+    a_.ids = Array<uint64_t>(ids->data(), ids->size(), ids);
     row_to_pos_.resize(a_.rows());
     for (size_t p = 0; p < a_.rows(); ++p) row_to_pos_[a_.list_rows[p]] = uint32_t(p);
     const bool fits = std::all_of(a_.list_attrs.begin(), a_.list_attrs.end(), [](int64_t v) {
