@@ -29,9 +29,11 @@ STAGE_TEXT = {
     "features": ("native `FeatureAssembler.assemble`", "`DataFrame.iloc[rows]` of precomputed item features "
                  "and codes; numpy hashes and dot, `Series.map` lookups, pandas matches; one `pd.concat`, "
                  "`.to_numpy(float32)`"),
-    "heads": ("compiled `Forest.predict`, both heads in one pass", "`Booster.predict(X, num_threads=1)` per head"),
-    "value": ("`ValueModel.evaluate` (float32)", "numpy blend (float64)"),
-    "rerank": ("native greedy re-rank (no caps, no exploration)", "`np.argpartition` + sort of the top 20"),
+    "heads": ("compiled forest, both heads in one pass (and the first phase, when set); heads, value and "
+              "rerank are one native call (`cpp/rerank/scorer.hpp`)", "`Booster.predict(X, num_threads=1)` per head"),
+    "value": ("native `ValueModel` blend (float32)", "numpy blend (float64)"),
+    "rerank": ("native greedy re-rank (no caps, no exploration); the call's remaining time and the "
+               "response's components", "`np.argpartition` + sort of the top 20"),
     "log": ("`ImpressionLogger.log` (queue; Arrow IPC written by a background thread)",
             "a dict appended to a list"),
     "total": ("sum of the stages, the response's own clock", "sum of the stages"),

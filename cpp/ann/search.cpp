@@ -674,8 +674,9 @@ void scan_nibbles(const float* q, const Segment& segment, const Plan& plan, size
       }
   };
   scan(floor);
-  // Fewer rows than wanted beat the sample's floor (rare: the sample is a
-  // few hundred times the share asked for): the scan again without it.
+  // Fewer rows than wanted beat the sample's floor (rare: it sits at 1.5x
+  // the share wanted, with at least kSampleRankMin sampled rows above it):
+  // the scan again without it.
   if (approx.size() < wanted && floor > -std::numeric_limits<float>::infinity()) scan(-std::numeric_limits<float>::infinity());
   s.nominees.clear();
   for (const Hit& h : approx.best()) s.nominees.push_back(h.row);
