@@ -8,9 +8,11 @@ whole candidate set (no Python loop per candidate):
     candidates    ANN over item embeddings with the request's filters
                   + popular items in scope + newest items without embeddings
     features      FeatureAssembler (cpp/features/) over the candidates
-    heads         the bundle's compiled Forest (p_click, p_order, ...)
+    heads         the surface's first phase, if any, then the bundle's
+                  compiled Forest (p_click, p_order, ...) on what it keeps
     value         the surface's ValueModel blend of heads and item columns
     rerank        dedupe, merchant / category caps, diversity, exploration
+                  (heads, value and rerank: one `_core.SurfaceScorer` call)
     log           one ImpressionRecord per response, written off-thread
 
 Thread-safety: a Ranker is shared by all request threads. Its state is one
