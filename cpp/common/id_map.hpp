@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/huge_pages.hpp"
+
 namespace engine {
 
 class IdMap {
@@ -31,7 +33,7 @@ class IdMap {
   };
   size_t slot_of(uint64_t id) const { return size_t((id * 0x9E3779B97F4A7C15ull) >> shift_); }
 
-  std::vector<Slot> slots_;
+  std::vector<Slot, HugePageAllocator<Slot>> slots_;
   size_t mask_ = 0, n_ = 0;
   unsigned shift_ = 0;
 };
