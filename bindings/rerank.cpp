@@ -222,14 +222,8 @@ void bind_rerank(py::module_& m) {
       [](const py::handle& value, const py::handle& key, const py::handle& merchant, const py::handle& category,
          uint32_t k, uint32_t max_per_merchant, uint32_t max_per_category, float category_decay,
          float temperature, uint32_t explore_window, uint32_t propensity_samples, uint64_t seed) {
-        rerank::Policy p;
-        p.k = k;
-        p.max_per_merchant = max_per_merchant;
-        p.max_per_category = max_per_category;
-        p.category_decay = category_decay;
-        p.temperature = temperature;
-        p.explore_window = explore_window;
-        p.propensity_samples = propensity_samples;
+        const rerank::Policy p{k, max_per_merchant, max_per_category, category_decay, temperature,
+                               explore_window, propensity_samples};
         return rerank(value, key, merchant, category, p, seed);
       },
       py::arg("value"), py::arg("key"), py::arg("merchant"), py::arg("category"), py::arg("k"),

@@ -111,14 +111,8 @@ void bind_scorer(py::module_& m) {
            [](const HeldScorer& held, const py::handle& X, const py::handle& rows, const py::handle& retrieval,
               uint32_t k, uint32_t max_per_merchant, uint32_t max_per_category, float category_decay,
               float temperature, uint32_t explore_window, uint32_t propensity_samples, uint64_t seed) {
-             rerank::Policy p;
-             p.k = k;
-             p.max_per_merchant = max_per_merchant;
-             p.max_per_category = max_per_category;
-             p.category_decay = category_decay;
-             p.temperature = temperature;
-             p.explore_window = explore_window;
-             p.propensity_samples = propensity_samples;
+             const rerank::Policy p{k, max_per_merchant, max_per_category, category_decay, temperature,
+                                    explore_window, propensity_samples};
              return score(held, X, rows, retrieval, p, seed);
            },
            py::arg("X"), py::arg("rows"), py::arg("retrieval"), py::arg("k"), py::arg("max_per_merchant"),
