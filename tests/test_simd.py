@@ -165,6 +165,11 @@ for storage in ("f32", "f16", "i8"):
         i, s = index.search(q, 10, **kw)
         out[f"{{storage}}_{{name}}_ids"] = i
         out[f"{{storage}}_{{name}}_scores"] = s
+    # One query at a time with most lists probed: a merchant's exact scan, from
+    # 4-bit codes for i8 (ann/search.cpp, scan_nibbles).
+    store = [index.search(v, 10, filter={{"merchant_id": 1}}, ef=900) for v in q]
+    out[f"{{storage}}_store_ids"] = np.vstack([i for i, _ in store])
+    out[f"{{storage}}_store_scores"] = np.vstack([s for _, s in store])
 np.savez({path!r}, **out)
 """
 
