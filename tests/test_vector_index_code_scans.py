@@ -95,11 +95,15 @@ def test_long_range_scans_from_4_bit_codes_keep_the_exact_top_k(world, metric, k
     assert mask[[row_of[int(i)] for i in got.ravel()]].all()
 
 
-def test_a_sample_that_overstates_the_range_falls_back_to_a_full_scan():
+@pytest.mark.parametrize("noise,least", [(0.2, 0.98), (0.05, 0.85)])
+def test_a_sample_that_overstates_the_range_falls_back_to_a_full_scan(noise, least):
     # The sampled blocks (every 32nd from the range's start) hold the rows
     # nearest the query, so the sample's floor lets through far fewer rows
     # than the scan nominates: it must scan again without it, not return
-    # fewer or worse results.
+    # fewer or worse results. With noise 0.05 those rows are near-equal (0.9
+    # sigma of the 4-bit error between the i8 100th best and the 4-bit cut):
+    # the range is nominated from its i8 codes, whose recall here is 0.90
+    # (0.76 from the 4-bit nominees).
     rng = np.random.default_rng(5)
     n, dim, big = 60_000, 24, 16_000
     x = rng.standard_normal((n, dim)).astype(np.float32)
@@ -108,7 +112,7 @@ def test_a_sample_that_overstates_the_range_falls_back_to_a_full_scan():
     merchants = rng.integers(2, 300, n).astype(np.int64)
     merchants[:big] = 1  # rows [0, big) of the segment: merchant 1 sorts first, its order kept
     sampled = (np.arange(big) // 32) % 32 == 0
-    near = q + 0.2 * rng.standard_normal((int(sampled.sum()), dim)).astype(np.float32)
+    near = q + noise * rng.standard_normal((int(sampled.sum()), dim)).astype(np.float32)
     x[:big][sampled] = near / np.linalg.norm(near, axis=1, keepdims=True)
     ids = np.arange(n, dtype=np.uint64) + 1000
     index = engine.VectorIndex(dim, "ip", "i8")
@@ -117,4 +121,4 @@ def test_a_sample_that_overstates_the_range_falls_back_to_a_full_scan():
     got = _one_by_one(index, q[None, :], k, {"merchant_id": 1})
     truth, _ = exact_topk(q[None, :], x, ids, k, mask=merchants == 1)
     assert (got >= 0).sum() == k
-    assert recall(got, truth) >= 0.98
+    assert recall(got, truth) >= least

@@ -32,6 +32,14 @@ constexpr size_t kNibbleScanMin = 24;
 // high, with a chance of ~0.3 %, and the scan is repeated without it).
 constexpr size_t kSampleStride = 32;
 constexpr size_t kSampleRankMin = 16;
+// The i8 re-score's k-th score must clear the 4-bit cut by this many standard
+// deviations of the 4-bit scores' error, else the range is nominated from
+// its i8 codes (scan_codes). On the pipeline benchmark's merchants the
+// margin is 1.4-4.7 sigma at k = 10-100 (p5 1.8-3.3) and 2.2+ at k = 400,
+// where 4-bit nominees kept recall 0.998-1.000; a merchant of near-equal
+// rows (tests/test_vector_index_code_scans.py) has 0.9 sigma and lost
+// recall (0.76 against the i8 scan's 0.90) until it fell back.
+constexpr double kNibbleSafety = 2.0;
 
 // Exact scans: the row passes every condition, is live and allowed.
 bool passes_checks(const Plan& plan, const int64_t* attrs, size_t n, size_t pos, uint32_t row) {
@@ -602,12 +610,19 @@ size_t nibble_scan_rows(const Segment& segment, const Plan& plan) {
   return total >= kNibbleScanMin * kNibbleNominees * plan.rerank ? total : 0;
 }
 
+// The 4-bit score of the last nominee and the standard deviation of a row's
+// 4-bit score around its i8 one.
+struct NibbleCut {
+  float cut;
+  double sigma;
+};
+
 // The nominees of a 4-bit scan of the plan's rows into s.nominees: the
 // kNibbleNominees * plan.rerank best by <w, nibbles>, where w is the i8
 // query (query_for_codes) times each dimension's nibble step: ordered as
 // the i8 codes' dot products up to the nibbles' rounding.
-void scan_nibbles(const float* q, const Segment& segment, const Plan& plan, size_t total, uint32_t seg,
-                  Scratch& s) {
+NibbleCut scan_nibbles(const float* q, const Segment& segment, const Plan& plan, size_t total, uint32_t seg,
+                       Scratch& s) {
   const SegmentArrays& a = segment.arrays();
   const auto& k = simd::active();
   const size_t dim = a.dim, groups = simd::i8_groups(dim), block_bytes = groups * 64;
@@ -617,10 +632,15 @@ void scan_nibbles(const float* q, const Segment& segment, const Plan& plan, size
   for (size_t d = 0; d < dim; ++d) largest = std::max(largest, std::fabs(float(q8[d]) * segment.nibble_steps()[d]));
   const float w_scale = largest > 0 ? largest / 127.0f : 1.0f;
   double offset = 0;  // <q8, nibble_lows>: the same for every row, kept for l2's absolute scores
+  double variance = 0;  // of a row's 4-bit score minus its i8 one, in i8 dot units
   s.u4w.assign(4 * groups, 0);
   for (size_t d = 0; d < dim; ++d) {
-    s.u4w[d] = int8_t(std::lrint(float(q8[d]) * segment.nibble_steps()[d] / w_scale));
+    const double w = double(q8[d]) * segment.nibble_steps()[d];
+    s.u4w[d] = int8_t(std::lrint(w / w_scale));
     offset += double(q8[d]) * segment.nibble_lows()[d];
+    // A code rounded to its level (uniform over a step) and the weight to
+    // the i8 grid (uniform over w_scale, times a level, E[level^2] ~ 80).
+    variance += w * w / 12.0 + double(w_scale) * w_scale / 12.0 * 80.0;
   }
   const float scale = s.qc_scale * w_scale, shift = float(offset) * s.qc_scale;
   auto score = [&](int32_t sum, uint32_t row) {
@@ -679,7 +699,13 @@ void scan_nibbles(const float* q, const Segment& segment, const Plan& plan, size
   // the scan again without it.
   if (approx.size() < wanted && floor > -std::numeric_limits<float>::infinity()) scan(-std::numeric_limits<float>::infinity());
   s.nominees.clear();
-  for (const Hit& h : approx.best()) s.nominees.push_back(h.row);
+  float cut = std::numeric_limits<float>::infinity();
+  for (const Hit& h : approx.best()) {
+    s.nominees.push_back(h.row);
+    cut = std::min(cut, h.score);
+  }
+  const double sigma = std::sqrt(variance) * s.qc_scale * (a.metric == Metric::l2 ? 2.0 : 1.0);
+  return {cut, sigma};
 }
 
 // An exact plan over many rows of a segment with compact codes: the
@@ -707,13 +733,24 @@ void scan_codes(const float* q, const Segment& segment, const Plan& plan, uint32
       offer(s.scores.data(), idx, idx ? 0 : uint32_t(first + i), b, seg, s.approx);
     }
   };
+  bool exact_codes = true;
   if (const size_t total = nibble_scan_rows(segment, plan)) {
-    scan_nibbles(q, segment, plan, total, seg, s);
+    const NibbleCut nibbles = scan_nibbles(q, segment, plan, total, seg, s);
     prefetch_listed(codes, bytes, s.nominees.data(), std::min(kBlock, s.nominees.size()));
     nominate(s.nominees.data(), 0, s.nominees.size());
-  } else {
-    visit_exact(a, plan, s, nominate);
+    // A row the 4-bit cut dropped scores, in i8, rarely more than a few
+    // sigma above the cut. When the i8 k-th best is not that far above it
+    // (many near-equal rows: variants of one product), such rows could
+    // belong to the top k: the range is nominated from its i8 codes instead.
+    s.sample.clear();
+    for (const Hit& h : s.approx.best()) s.sample.push_back(h.score);
+    const size_t k = std::min(top.capacity(), s.sample.size());
+    std::nth_element(s.sample.begin(), s.sample.begin() + (k - 1), s.sample.end(), std::greater<float>());
+    const float kth = s.sample[k - 1];
+    exact_codes = double(kth) - nibbles.cut < kNibbleSafety * nibbles.sigma;
+    if (exact_codes) s.approx.reset(plan.rerank);
   }
+  if (exact_codes) visit_exact(a, plan, s, nominate);
   s.rerank_rows.clear();
   for (const Hit& h : s.approx.best()) s.rerank_rows.push_back(h.row);
   rescore(q, a, seg, top, s);
