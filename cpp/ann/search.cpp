@@ -733,7 +733,7 @@ void scan_codes(const float* q, const Segment& segment, const Plan& plan, uint32
       offer(s.scores.data(), idx, idx ? 0 : uint32_t(first + i), b, seg, s.approx);
     }
   };
-  bool exact_codes = true;
+  bool scan_i8 = true;  // nominate from the i8 codes of every row of the plan
   if (const size_t total = nibble_scan_rows(segment, plan)) {
     const NibbleCut nibbles = scan_nibbles(q, segment, plan, total, seg, s);
     prefetch_listed(codes, bytes, s.nominees.data(), std::min(kBlock, s.nominees.size()));
@@ -742,15 +742,17 @@ void scan_codes(const float* q, const Segment& segment, const Plan& plan, uint32
     // sigma above the cut. When the i8 k-th best is not that far above it
     // (many near-equal rows: variants of one product), such rows could
     // belong to the top k: the range is nominated from its i8 codes instead.
-    s.sample.clear();
-    for (const Hit& h : s.approx.best()) s.sample.push_back(h.score);
-    const size_t k = std::min(top.capacity(), s.sample.size());
-    std::nth_element(s.sample.begin(), s.sample.begin() + (k - 1), s.sample.end(), std::greater<float>());
-    const float kth = s.sample[k - 1];
-    exact_codes = double(kth) - nibbles.cut < kNibbleSafety * nibbles.sigma;
-    if (exact_codes) s.approx.reset(plan.rerank);
+    std::vector<float>& scores = s.sample;  // (its sample is used up)
+    scores.clear();
+    for (const Hit& h : s.approx.best()) scores.push_back(h.score);
+    const size_t k = std::min(top.capacity(), scores.size());
+    if (k > 0) {
+      std::nth_element(scores.begin(), scores.begin() + (k - 1), scores.end(), std::greater<float>());
+      scan_i8 = double(scores[k - 1]) - nibbles.cut < kNibbleSafety * nibbles.sigma;
+    }
+    if (scan_i8) s.approx.reset(plan.rerank);
   }
-  if (exact_codes) visit_exact(a, plan, s, nominate);
+  if (scan_i8) visit_exact(a, plan, s, nominate);
   s.rerank_rows.clear();
   for (const Hit& h : s.approx.best()) s.rerank_rows.push_back(h.row);
   rescore(q, a, seg, top, s);
