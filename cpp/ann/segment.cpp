@@ -141,9 +141,9 @@ Segment::Segment(SegmentArrays arrays) : a_(std::move(arrays)) {
     // scattered over the segment: from a memory-mapped file each is a TLB
     // miss and a page walk on its own 4 KB page. On huge pages a home feed's
     // search after other work took 426-469 us instead of 544-652 (interleaved
-    // in one process, 1M rows; -27 us at the median of the pipeline's candidates
-    // stage). The copy costs dim * 4 bytes a row of
-    // anonymous memory; the file's pages are not read again.
+    // in one process, 1M rows; -27 us at the median of the pipeline's
+    // candidates stage). The copy costs dim * 4 bytes a row of anonymous
+    // memory; the file's pages are not read again.
     auto vectors = std::make_shared<std::vector<float, HugePageAllocator<float>>>(a_.vectors.begin(), a_.vectors.end());
     a_.vectors = Array<float>(vectors->data(), vectors->size(), vectors);
     // The same for the ids of the k hits each search returns (8 bytes a

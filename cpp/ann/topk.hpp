@@ -39,8 +39,9 @@ class TopK {
   // Scores kept so far (more than capacity() until best() or sorted() trims).
   size_t size() const { return size_; }
   // After reset(), with more than kSortedMax kept: refuse scores <= floor
-  // from the start (a bound known to be below the k-th best, e.g. from a
+  // from the start (a bound expected below the k-th best, e.g. from a
   // sample), so the buffer is not filled and trimmed on the way up to it.
+  // The caller checks size() >= k afterwards: a floor set too high keeps fewer.
   void set_floor(float floor) {
     if (!sorted_layout() && size_ == 0) threshold_ = floor;
   }
