@@ -64,7 +64,6 @@ py::array dot(const std::string& level, py::array query, py::array rows, py::obj
   return out;
 }
 
-// dot() for int8 rows through the interleaved layout the IVF centroids use.
 // Positions of the values above a bound (a 4-bit scan's survivors).
 py::array_t<uint32_t> above_i32(const std::string& level, py::object values, int32_t bound) {
   const auto& k = kernels_for(level);
@@ -73,6 +72,21 @@ py::array_t<uint32_t> above_i32(const std::string& level, py::object values, int
   const size_t count = k.above_i32(x.data(), size_t(x.size()), bound, positions.data());
   py::array_t<uint32_t> out{py::ssize_t(count)};
   std::copy_n(positions.data(), count, out.mutable_data());
+  return out;
+}
+
+// A query or weight vector zero-padded to whole groups of 4 dimensions, as
+// the blocked kernels read it.
+std::vector<int8_t> padded_to_groups(const int8_t* v, size_t dim) {
+  std::vector<int8_t> padded(4 * simd::i8_groups(dim), 0);
+  std::copy_n(v, dim, padded.data());
+  return padded;
+}
+
+// The first n of a blocked kernel's sums (the rest are padding rows).
+py::array_t<int32_t> first_sums(const std::vector<int32_t>& sums, size_t n) {
+  py::array_t<int32_t> out{py::ssize_t(n)};
+  std::copy_n(sums.data(), n, out.mutable_data());
   return out;
 }
 
@@ -87,14 +101,13 @@ py::array_t<int32_t> dot_u4_blocked(const std::string& level, py::object weights
   for (size_t i = 0; i < n * dim; ++i)
     if (c.data()[i] > 15) throw py::value_error("codes: values must be in [0, 15]");
   const std::vector<uint8_t> blocked = simd::interleave_u4(c.data(), n, dim);
-  std::vector<int8_t> padded(4 * simd::i8_groups(dim), 0);
-  std::copy_n(w.data(), dim, padded.data());
   std::vector<int32_t> sums(simd::u4_blocks(n) * simd::kU4BlockRows);
-  k.dot_u4_blocked(padded.data(), blocked.data(), simd::u4_blocks(n), simd::i8_groups(dim), sums.data());
-  py::array_t<int32_t> out{py::ssize_t(n)};
-  std::copy_n(sums.data(), n, out.mutable_data());
-  return out;
+  k.dot_u4_blocked(padded_to_groups(w.data(), dim).data(), blocked.data(), simd::u4_blocks(n),
+                   simd::i8_groups(dim), sums.data());
+  return first_sums(sums, n);
 }
+
+// dot() for int8 rows through the interleaved layout the IVF centroids use.
 
 py::array_t<int32_t> dot_i8_blocked(const std::string& level, py::object query, py::object rows) {
   const auto& k = kernels_for(level);
@@ -103,13 +116,10 @@ py::array_t<int32_t> dot_i8_blocked(const std::string& level, py::object query, 
   const size_t n = size_t(r.shape(0)), dim = size_t(r.shape(1));
   if (size_t(q.size()) != dim) throw py::value_error("query: length differs from rows.shape[1]");
   const std::vector<int8_t> blocked = simd::interleave_i8(r.data(), n, dim);
-  std::vector<int8_t> padded(4 * simd::i8_groups(dim), 0);
-  std::copy_n(q.data(), dim, padded.data());
   std::vector<int32_t> sums(simd::i8_blocks(n) * simd::kI8BlockRows);
-  k.dot_i8_blocked(padded.data(), blocked.data(), simd::i8_blocks(n), simd::i8_groups(dim), sums.data());
-  py::array_t<int32_t> out{py::ssize_t(n)};
-  std::copy_n(sums.data(), n, out.mutable_data());
-  return out;
+  k.dot_i8_blocked(padded_to_groups(q.data(), dim).data(), blocked.data(), simd::i8_blocks(n),
+                   simd::i8_groups(dim), sums.data());
+  return first_sums(sums, n);
 }
 
 py::array_t<float> dot_multi(const std::string& level, py::object queries, py::object rows) {

@@ -91,7 +91,7 @@ py::tuple score(const HeldScorer& held, const py::handle& X, const py::handle& r
                         py::array_t<float>({n_heads, k}, out.heads.data()),
                         py::array_t<float>({n_terms, k}, out.terms.data()),
                         py::array_t<double>(k, out.choice.data()), propensity,
-                        py::make_tuple(out.heads_us, out.value_us, out.rerank_us));
+                        py::make_tuple(out.heads_us, out.value_us));
 }
 
 }  // namespace
@@ -118,7 +118,7 @@ void bind_scorer(py::module_& m) {
            py::arg("max_per_category"), py::arg("category_decay"), py::arg("temperature"),
            py::arg("explore_window"), py::arg("propensity_samples"), py::arg("seed"),
            "(shown positions int64, value float32, heads float32 (n_heads, k), terms float32 (n_terms, k), "
-           "choice probabilities float64, propensities float64 or None, (heads_us, value_us, rerank_us)).");
+           "choice probabilities float64, propensities float64 or None, (heads_us, value_us)).");
 }
 
 }  // namespace engine::bind

@@ -87,7 +87,6 @@ Scored SurfaceScorer::score(const float* X, size_t n, const int64_t* rows, const
   if (m) value_->evaluate(m, r, heads.data(), s, value.data(), terms.data());
   out.value_us = since_us(t1);
 
-  const auto t2 = std::chrono::steady_clock::now();
   std::vector<int64_t> merchant, category;
   Candidates c;
   c.n = m;
@@ -117,7 +116,6 @@ Scored SurfaceScorer::score(const float* X, size_t n, const int64_t* rows, const
   }
   out.choice = std::move(picked.choice_probability);
   out.propensity = std::move(picked.propensity);
-  out.rerank_us = since_us(t2);
   return out;
 }
 

@@ -35,7 +35,7 @@ struct Scored {
   std::vector<float> terms;       // n_terms x shown, row-major
   std::vector<double> choice;     // choice probability per position
   std::vector<double> propensity; // empty unless the policy explores with samples
-  double heads_us = 0, value_us = 0, rerank_us = 0;  // the stages' wall times
+  double heads_us = 0, value_us = 0;  // the stages' wall times (the rest of the call is the re-rank's)
 };
 
 class SurfaceScorer {

@@ -106,7 +106,7 @@ class Ranker:
                 raise ValueError(f"filters: unknown attribute {name!r} (filterable: {sorted(s.attributes)})")
             # Checked here, not only by the index: a cold-start request never reaches it.
             kind = s.attribute_kinds[name]
-            if not (type(value) is bool if kind == "bool" else type(value) is int and -(2**63) <= value < 2**63):
+            if not _validate.is_plain_filter_value(value, kind):
                 _validate.filter_values(name, value, kind)  # lists, numpy values, or an error naming the filter
 
         user_row = -1 if request.user_id is None else s.user_row(request.user_id)
@@ -126,7 +126,7 @@ class Ranker:
         policy = settings.rerank
         explore = policy.temperature > 0 if request.explore is None else bool(request.explore)
         seed = request.seed if request.seed is not None else random.getrandbits(64)
-        index, value, heads, terms, choice, propensity, (heads_us, value_us, _) = \
+        index, value, heads, terms, choice, propensity, (heads_us, value_us) = \
             s.scorers[request.surface].score(
                 X, rows, retrieval, k, policy.max_per_merchant, policy.max_per_category, policy.category_decay,
                 policy.temperature if explore else 0.0, policy.explore_window, policy.propensity_samples,
