@@ -99,27 +99,35 @@ std::string type_name(PyObject* v) { return Py_TYPE(v)->tp_name; }
 
 class PyAssembler {
  public:
-  PyAssembler(const py::list& feature_list, const py::handle& items, const py::object& item_vectors) {
+  PyAssembler(const py::list& feature_list, const py::handle& items, const py::object& item_vectors,
+              const py::object& vector_rows) {
     std::vector<FeatureDef> defs;
     for (const auto& f : feature_list) defs.push_back(parse_feature(f));
     auto table = arrow_input(items, "items");
     const float* vectors = nullptr;
-    int64_t vector_rows = 0, dim = 0;
+    int64_t n_vectors = 0, dim = 0;
     py::array_t<float> held;
     std::shared_ptr<const void> owner;
     if (!item_vectors.is_none()) {
       held = require_array<float>(item_vectors, "item_vectors", 2);
       vectors = held.data();
-      vector_rows = held.shape(0);
+      n_vectors = held.shape(0);
       dim = held.shape(1);
       // Read-only arrays (a bundle's memory map, an index's vectors) are
       // borrowed; writeable ones copied, so later writes cannot change rows.
       if (!held.writeable()) owner = keep_alive(held);
     }
+    py::array_t<int32_t> slots;  // held to the end of construction, which copies it
+    const int32_t* slot_data = nullptr;
+    if (!vector_rows.is_none()) {
+      slots = require_array<int32_t>(vector_rows, "vector_rows", 1);
+      slot_data = slots.data();
+    }
     {
       py::gil_scoped_release nogil;  // the item store is copied here: O(items x columns)
       core_ = std::make_shared<const Assembler>(std::move(defs), *table->schema, table->chunks, vectors,
-                                               vector_rows, dim, std::move(owner));
+                                               n_vectors, dim, std::move(owner),
+                                               slot_data, slot_data ? slots.size() : 0);
     }
     for (const Input& in : core_->plan().request_fields()) field_keys_.push_back(intern(in.name));
     user_vector_key_ = intern("user_vector");
@@ -358,8 +366,8 @@ std::vector<std::string> input_names(const std::vector<Input>& inputs) {
 
 void bind_features(py::module_& m) {
   py::class_<PyAssembler>(m, "FeatureAssembler")
-      .def(py::init<const py::list&, const py::handle&, const py::object&>(), py::arg("features"),
-           py::arg("items"), py::arg("item_vectors"))
+      .def(py::init<const py::list&, const py::handle&, const py::object&, const py::object&>(),
+           py::arg("features"), py::arg("items"), py::arg("item_vectors"), py::arg("vector_rows") = py::none())
       .def("assemble", &PyAssembler::assemble, py::arg("rows"), py::arg("request"), py::arg("out"))
       .def("assemble_offline", &PyAssembler::assemble_offline, py::arg("table"), py::arg("threads"))
       .def_property_readonly("names", [](const PyAssembler& a) { return a.core().plan().names; })

@@ -56,7 +56,7 @@ py::tuple rerank(const py::handle& value, const py::handle& key, const py::handl
 
 py::tuple merge_candidates(const py::list& rows, const py::list& scores, const py::list& codes,
                            const py::handle& recent, size_t n_items, const py::handle& vectors,
-                           const py::handle& query) {
+                           const py::handle& query, const py::handle& vector_rows) {
   if (scores.size() != rows.size() || codes.size() != rows.size())
     throw py::value_error("merge_candidates: rows, scores and codes must list the same sources");
   std::vector<py::array_t<int64_t>> held_rows;
@@ -78,16 +78,25 @@ py::tuple merge_candidates(const py::list& rows, const py::list& scores, const p
   auto r = require_array<int64_t>(recent, "recent", 1);
   rerank::Scoring scoring;
   std::optional<py::array_t<float>> held_vectors, held_query;
+  std::optional<py::array_t<int32_t>> held_slots;
   if (!vectors.is_none() || !query.is_none()) {
     held_vectors = require_array<float>(vectors, "vectors", 2);
     held_query = require_array<float>(query, "query", 1);
-    if (size_t(held_vectors->shape(0)) != n_items || n_items > UINT32_MAX)
+    const size_t n_vectors = size_t(held_vectors->shape(0));
+    if (!vector_rows.is_none()) {
+      held_slots = require_array<int32_t>(vector_rows, "vector_rows", 1);
+      if (size_t(held_slots->size()) != n_items)
+        throw py::value_error("vector_rows: expected " + std::to_string(n_items) + " values (one per item), got " +
+                              std::to_string(held_slots->size()));
+    } else if (n_vectors != n_items || n_items > UINT32_MAX) {
       throw py::value_error("vectors: expected " + std::to_string(n_items) + " rows (at most 2^32), got " +
-                            std::to_string(held_vectors->shape(0)));
+                            std::to_string(n_vectors));
+    }
     if (held_query->size() != held_vectors->shape(1))
       throw py::value_error("query: expected " + std::to_string(held_vectors->shape(1)) + " values, got " +
                             std::to_string(held_query->size()));
-    scoring = {held_vectors->data(), held_query->data(), size_t(held_vectors->shape(1))};
+    scoring = {held_vectors->data(), held_query->data(), size_t(held_vectors->shape(1)),
+               held_slots ? held_slots->data() : nullptr, n_vectors};
   }
   rerank::Merged m;
   try {
@@ -213,10 +222,12 @@ void bind_rerank(py::module_& m) {
            "heads (n, n_heads) and retrieval scores (n,).");
   m.def("merge_candidates", &merge_candidates, py::arg("rows"), py::arg("scores"), py::arg("codes"),
         py::arg("recent"), py::arg("n_items"), py::arg("vectors") = py::none(), py::arg("query") = py::none(),
+        py::arg("vector_rows") = py::none(),
         "A request's candidates (cpp/rerank/merge.hpp): the sources' rows in order, each kept where it "
         "first appears, recent rows dropped. A source's scores may be None: the kept rows then score "
-        "their inner product of `vectors` (n_items x dim float32) and `query`. Returns (rows int64, "
-        "source code int8, score float32).");
+        "their inner product of `vectors` (n_items x dim float32, or with `vector_rows` (int32 per item) "
+        "item i's row vector_rows[i], -1 a zero vector) and `query`. Returns (rows int64, source code "
+        "int8, score float32).");
   m.def(
       "rerank",
       [](const py::handle& value, const py::handle& key, const py::handle& merchant, const py::handle& category,

@@ -158,3 +158,53 @@ def test_artefact_path_cannot_leave_the_bundle(bundle_copy):
     Path(bundle_copy, "manifest.json").write_bytes(msgspec.json.encode(m))
     with pytest.raises(BundleError, match="leaves the bundle folder"):
         Ranker.load(bundle_copy)
+
+
+def test_ranker_reads_the_index_copy_of_item_vectors(pipeline):
+    """A built bundle's index holds every item vector (shared_vectors.py): the
+    ranker reads those rows, and features and candidate scores keep their bytes."""
+    import numpy as np
+
+    from engine import _core
+    from engine.bundle.serving import Serving, _read_arrow
+    from engine.features import FeatureAssembler
+
+    s = Serving(pipeline.bundle)
+    assert s.vector_rows is not None and s.vectors is not s.item_vectors
+    has = np.flatnonzero(s.item_vectors.any(axis=1))
+    assert (s.vector_rows[has] >= 0).all() and (s.vector_rows >= 0).sum() == len(has)
+    items = _read_arrow(os.path.join(pipeline.bundle, s.manifest.artefacts["items"].path))
+    plain = FeatureAssembler(s.manifest.feature_spec, items, s.item_vectors)
+    rng = np.random.default_rng(1)
+    rows = rng.integers(0, s.manifest.n_items, 300)
+    user = s.user_vectors[np.flatnonzero(s.user_has_vector)[0]]
+    request = {f: None for f in s.manifest.feature_spec.request_fields} | {"user_vector": user}
+    assert s.assembler.assemble(rows, request).tobytes() == plain.assemble(rows, request).tobytes()
+    none = np.empty(0, np.int64)
+    merged = _core.merge_candidates([rows], [None], [1], none, s.manifest.n_items, s.vectors, user, s.vector_rows)
+    expected = _core.merge_candidates([rows], [None], [1], none, s.manifest.n_items, s.item_vectors, user)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(merged, expected))
+
+
+def test_index_vectors_that_disagree_with_item_vectors_are_refused(pipeline):
+    import numpy as np
+
+    from engine.bundle.serving import Serving
+    from engine.bundle.shared_vectors import index_vectors
+
+    s = Serving(pipeline.bundle)
+    changed = np.array(s.item_vectors)
+    row = int(np.flatnonzero(changed.any(axis=1))[5])
+    changed[row, 0] = np.nextafter(changed[row, 0], np.float32(2))
+    with pytest.raises(BundleError, match="index: its vectors differ from item_vectors"):
+        index_vectors(s.index, changed, verify=True)
+    outside = np.array(s.item_vectors)
+    outside[int(np.flatnonzero(~outside.any(axis=1))[0]), 3] = 1.0
+    with pytest.raises(BundleError, match="an item outside the index has a non-zero vector"):
+        index_vectors(s.index, outside, verify=True)
+    with pytest.raises(BundleError, match="index: holds item row"):
+        index_vectors(s.index, s.item_vectors[:10], verify=True)
+    assert index_vectors(s.index, changed, verify=False) is not None  # checks skipped, as for checksums
+    # An index with deletions keeps its removed rows' vectors: the bundle's copy is read instead.
+    s.index.remove([int(s.index._native.segments()[0]["arrays"]["ids"][0])])
+    assert index_vectors(s.index, s.item_vectors, verify=True) is None

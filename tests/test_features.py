@@ -324,6 +324,45 @@ def test_random_requests_many_rows_online_equals_offline(world):
     assert_same(asm.assemble_offline(offline_table(requests, rows), threads=2), online)
 
 
+def test_vectors_through_vector_rows_give_the_same_bytes(world):
+    """Item vectors read through per-item rows of another matrix (how a ranker
+    reads the vector index's copy), with -1 a zero vector, give the bytes of
+    the plain (n_items, dim) matrix, online and offline."""
+    rng = np.random.default_rng(11)
+    vectors = world["vectors"].copy()
+    vectors[rng.random(N_ITEMS) < 0.2] = 0.0  # items without a vector
+    has = np.flatnonzero(vectors.any(axis=1))
+    order = rng.permutation(has)  # the index's rows: its own order, a subset
+    vector_rows = np.full(N_ITEMS, -1, np.int32)
+    vector_rows[order] = np.arange(len(order), dtype=np.int32)
+    plain = FeatureAssembler(world["spec"], item_table(world["items"]), vectors)
+    shared = FeatureAssembler(world["spec"], item_table(world["items"]), vectors[order], vector_rows=vector_rows)
+    online = np.concatenate([plain.assemble(r, q) for q, r in zip(world["requests"], world["rows"])])
+    for q, r in zip(world["requests"], world["rows"]):
+        assert_same(shared.assemble(r, q), plain.assemble(r, q))
+    assert_same(shared.assemble_offline(offline_table(world["requests"], world["rows"]), threads=2), online)
+    # A negative user vector over a zero item vector: the dot's sign of zero is kept too.
+    request = dict(world["requests"][0], user_vector=-np.ones(DIM, np.float32))
+    zero_rows = np.flatnonzero(vector_rows < 0)[:5]
+    assert_same(shared.assemble(zero_rows, request), plain.assemble(zero_rows, request))
+
+
+def test_vector_rows_are_checked(small):
+    table = item_table(small["items"])
+    vectors = small["vectors"]
+    with pytest.raises(ValueError, match="vector_rows: expected 10 values"):
+        FeatureAssembler(small["spec"], table, vectors, vector_rows=np.zeros(9, np.int32))
+    with pytest.raises(ValueError, match="vector_rows: item 4 names row 10 of item_vectors' 10"):
+        FeatureAssembler(small["spec"], table, vectors, vector_rows=np.array([0, 1, 2, 3, 10, -1, 0, 0, 0, 0], np.int32))
+    with pytest.raises(ValueError, match="vector_rows: item 0 names row -2"):
+        FeatureAssembler(small["spec"], table, vectors, vector_rows=np.full(10, -2, np.int32))
+    with pytest.raises(TypeError, match="vector_rows: expected dtype int32"):
+        FeatureAssembler(small["spec"], table, vectors, vector_rows=np.zeros(10, np.int64))
+    # Any number of vector rows, fewer than the items.
+    asm = FeatureAssembler(small["spec"], table, vectors[:3], vector_rows=np.array([0, 1, 2] + [-1] * 7, np.int32))
+    assert asm.n_items == 10
+
+
 def test_items_from_several_chunks_a_batch_and_polars(world):
     items, vectors, spec = world["items"], world["vectors"], world["spec"]
     table = item_table(items)

@@ -210,6 +210,31 @@ def test_merge_candidates_scores_kept_rows_from_vectors():
         _core.merge_candidates([ann], [None], [0], np.empty(0, np.int64), 1000, vectors, query[:5])
 
 
+def test_merge_candidates_scores_through_vector_rows():
+    """Vectors read through per-item rows (the vector index's copy, -1: no
+    vector) score exactly as the plain per-item matrix does."""
+    rng = np.random.default_rng(8)
+    vectors = rng.standard_normal((500, 16)).astype(np.float32)
+    vectors[rng.random(500) < 0.3] = 0.0
+    query = rng.standard_normal(16).astype(np.float32)
+    has = rng.permutation(np.flatnonzero(vectors.any(axis=1)))
+    vector_rows = np.full(500, -1, np.int32)
+    vector_rows[has] = np.arange(len(has), dtype=np.int32)
+    popular = rng.permutation(500)[:200].astype(np.int64)
+    none = np.empty(0, np.int64)
+    plain = _core.merge_candidates([popular], [None], [1], none, 500, vectors, query)
+    shared = _core.merge_candidates([popular], [None], [1], none, 500, vectors[has], query, vector_rows)
+    for a, b in zip(plain, shared):
+        assert a.tobytes() == b.tobytes()
+    assert (vector_rows[shared[0]] < 0).any()
+    with pytest.raises(ValueError, match="vector_rows: expected 500 values"):
+        _core.merge_candidates([popular], [None], [1], none, 500, vectors[has], query, vector_rows[:10])
+    wrong = vector_rows.copy()
+    wrong[popular[3]] = len(has)
+    with pytest.raises(ValueError, match=f"vector_rows: item {popular[3]} names row {len(has)}"):
+        _core.merge_candidates([popular], [None], [1], none, 500, vectors[has], query, wrong)
+
+
 def test_merge_candidates_from_many_threads():
     rng = np.random.default_rng(3)
     cases = [[rng.integers(0, 5000, 300), rng.integers(0, 5000, 80)] for _ in range(40)]

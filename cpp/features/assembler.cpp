@@ -125,7 +125,8 @@ void RequestValues::set_map(const Input& field, std::vector<int64_t> keys, std::
 
 Assembler::Assembler(std::vector<FeatureDef> defs, const ArrowSchema& items_schema,
                      const std::vector<const ArrowArray*>& item_chunks, const float* item_vectors,
-                     int64_t vector_rows, int64_t dim, std::shared_ptr<const void> vectors_owner)
+                     int64_t vector_rows, int64_t dim, std::shared_ptr<const void> vectors_owner,
+                     const int32_t* slots, int64_t n_slots)
     : plan_(Plan::build(defs)), dim_(dim) {
   build_items(items_schema, item_chunks);
   const size_t item_bytes = plan_.item.words() * 8 + plan_.item.n_floats * 4 +
@@ -134,18 +135,29 @@ Assembler::Assembler(std::vector<FeatureDef> defs, const ArrowSchema& items_sche
   if (!plan_.has_dot) return;  // vectors are not read: not copied
   if (item_vectors == nullptr)
     throw ValueError("item_vectors: required by " + plan_.dot_user + ", got None");
-  if (vector_rows != n_items_)
+  if (dim < 1) throw ValueError("item_vectors: expected at least 1 column");
+  if (slots != nullptr) {
+    if (n_slots != n_items_)
+      throw ValueError("vector_rows: expected " + std::to_string(n_items_) + " values (one per item), got " +
+                       std::to_string(n_slots));
+    for (int64_t i = 0; i < n_slots; ++i)
+      if (slots[i] < -1 || slots[i] >= vector_rows)
+        throw ValueError("vector_rows: item " + std::to_string(i) + " names row " + std::to_string(slots[i]) +
+                         " of item_vectors' " + std::to_string(vector_rows) + " (or -1: no vector)");
+    slots_.assign(slots, slots + n_slots);
+    zero_vector_.assign(size_t(dim), 0.0f);
+  } else if (vector_rows != n_items_) {
     throw ValueError("item_vectors: expected " + std::to_string(n_items_) +
                      " rows (one per item), got " + std::to_string(vector_rows));
-  if (dim < 1) throw ValueError("item_vectors: expected at least 1 column");
-  const int64_t bad = first_non_finite(item_vectors, n_items_ * dim);
+  }
+  const int64_t bad = first_non_finite(item_vectors, vector_rows * dim);
   if (bad >= 0)
     throw ValueError("item_vectors: row " + std::to_string(bad / dim) + " contains NaN or infinity");
   if (vectors_owner) {
     vectors_ = item_vectors;
     vectors_owner_ = std::move(vectors_owner);
   } else {
-    owned_vectors_.assign(item_vectors, item_vectors + n_items_ * dim);
+    owned_vectors_.assign(item_vectors, item_vectors + vector_rows * dim);
     vectors_ = owned_vectors_.data();
   }
 }

@@ -83,11 +83,15 @@ class Assembler {
   // vector_rows x dim float32, row-major, or null: copied, or borrowed while
   // `vectors_owner` is held (the caller's promise that they never change,
   // as for a bundle's memory map: no second copy of the catalogue's vectors,
-  // 256 MB at 1M x 64). Throws TypeError / ValueError naming the column and
-  // the feature that needs it.
+  // 256 MB at 1M x 64). Row i is item i's vector, or with `slots` (one per
+  // item) row slots[i], and slot -1 a zero vector: a ranker then reads the
+  // vector index's own copy, whose candidates' rows the search has just
+  // re-scored and left in cache. Throws TypeError / ValueError naming the
+  // column and the feature that needs it.
   Assembler(std::vector<FeatureDef> defs, const ArrowSchema& items_schema,
             const std::vector<const ArrowArray*>& item_chunks, const float* item_vectors,
-            int64_t vector_rows, int64_t dim, std::shared_ptr<const void> vectors_owner = nullptr);
+            int64_t vector_rows, int64_t dim, std::shared_ptr<const void> vectors_owner = nullptr,
+            const int32_t* slots = nullptr, int64_t n_slots = 0);
 
   const Plan& plan() const { return plan_; }
   int64_t n_items() const { return n_items_; }
@@ -116,7 +120,10 @@ class Assembler {
   void set_item(RowInput& in, int64_t item) const {
     in.item.words = item_words_.data() + item * plan_.item.words();
     in.item.floats = item_floats_.data() + item * plan_.item.n_floats;
-    in.item_vector = plan_.has_dot ? vectors_ + item * dim_ : nullptr;
+    in.item_vector = !plan_.has_dot  ? nullptr
+                     : slots_.empty() ? vectors_ + item * dim_
+                     : slots_[item] < 0 ? zero_vector_.data()
+                                        : vectors_ + int64_t{slots_[item]} * dim_;
     if (!prefetch_) return;
     prefetch(in.item.words, plan_.item.words() * sizeof(uint64_t));
     prefetch(in.item.floats, plan_.item.n_floats * sizeof(float));
@@ -137,8 +144,10 @@ class Assembler {
   // page walk is two-dimensional).
   std::vector<uint64_t, HugePageAllocator<uint64_t>> item_words_;  // n_items x plan_.item.words()
   std::vector<float, HugePageAllocator<float>> item_floats_;       // n_items x plan_.item.n_floats
-  const float* vectors_ = nullptr;     // n_items x dim_ (plan has a dot): owned_vectors_ or borrowed
+  const float* vectors_ = nullptr;     // rows x dim_ (plan has a dot): owned_vectors_ or borrowed
   std::vector<float> owned_vectors_;
+  std::vector<int32_t, HugePageAllocator<int32_t>> slots_;  // per item, its row of vectors_ (or empty: the item's row)
+  std::vector<float> zero_vector_;     // slot -1's vector
   std::shared_ptr<const void> vectors_owner_;
   bool prefetch_ = false;              // the store outgrows a core's caches
   // The item table's item_id column, for offline tables that name items by id.

@@ -70,11 +70,32 @@ Merged merge_candidates(const std::vector<Source>& sources, const int64_t* recen
       }
   if (!to_score.empty()) {
     // The ANN search's own kernel, so a row scores the same from any source.
-    std::vector<uint32_t> idx(to_score.size());
-    std::vector<float> dots(to_score.size());
-    for (size_t j = 0; j < idx.size(); ++j) idx[j] = uint32_t(out.rows[to_score[j]]);
+    std::vector<uint32_t> idx, zero;  // vector rows to score; positions in to_score of slot -1
+    idx.reserve(to_score.size());
+    for (size_t j = 0; j < to_score.size(); ++j) {
+      const int64_t row = out.rows[to_score[j]];
+      const int64_t slot = scoring.slots ? scoring.slots[row] : row;
+      if (slot < -1 || slot >= int64_t(scoring.n_vectors))
+        throw std::out_of_range("vector_rows: item " + std::to_string(row) + " names row " + std::to_string(slot) +
+                                " of " + std::to_string(scoring.n_vectors) + " vectors");
+      if (slot < 0) {
+        zero.push_back(uint32_t(j));
+        idx.push_back(0);  // scored from the zero vector below
+      } else {
+        idx.push_back(uint32_t(slot));
+      }
+    }
+    std::vector<float> dots(idx.size());
+    const auto& kernels = simd::active();
     prefetch_listed(scoring.vectors, scoring.dim * sizeof(float), idx.data(), idx.size());
-    simd::active().dot_f32(scoring.query, scoring.vectors, idx.data(), idx.size(), scoring.dim, dots.data());
+    kernels.dot_f32(scoring.query, scoring.vectors, idx.data(), idx.size(), scoring.dim, dots.data());
+    if (!zero.empty()) {
+      const std::vector<float> zeros(scoring.dim, 0.0f);
+      const uint32_t first = 0;
+      float dot = 0.0f;
+      kernels.dot_f32(scoring.query, zeros.data(), &first, 1, scoring.dim, &dot);
+      for (uint32_t j : zero) dots[j] = dot;
+    }
     for (size_t j = 0; j < idx.size(); ++j) out.score[to_score[j]] = dots[j];
   }
   return out;

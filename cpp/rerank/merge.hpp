@@ -26,16 +26,20 @@ struct Merged {
   std::vector<float> score;
 };
 
-// Item vectors (n_items x dim, row-major) and the query their inner
-// products are taken with, for sources without scores; null when none.
+// Item vectors (row-major) and the query their inner products are taken
+// with, for sources without scores; null when none. Row i is item i's
+// vector, or with `slots` (one per item) row slots[i], and slot -1 a zero
+// vector (as features::Assembler reads them).
 struct Scoring {
   const float* vectors = nullptr;
   const float* query = nullptr;
   size_t dim = 0;
+  const int32_t* slots = nullptr;
+  size_t n_vectors = 0;  // rows of vectors, which slots must stay below
 };
 
 // Throws std::out_of_range naming the source (or "recent") of a row outside
-// [0, n_items), and std::invalid_argument for a source without scores and no
+// [0, n_items) or a slot outside [-1, n_vectors), and std::invalid_argument for a source without scores and no
 // Scoring, before anything is marked.
 Merged merge_candidates(const std::vector<Source>& sources, const int64_t* recent, size_t n_recent,
                         size_t n_items, const Scoring& scoring = {});

@@ -15,6 +15,7 @@ import pyarrow.ipc
 
 from engine import _core, _safetensors
 from engine.bundle.manifest import Manifest, read_manifest, verify_artefacts
+from engine.bundle.shared_vectors import index_vectors
 from engine.errors import BundleError, CorruptFileError
 from engine.ranking.first_phase import FirstPhase
 from engine.ranking.popularity import CandidateLists
@@ -87,8 +88,13 @@ class Serving:
             self.lists = CandidateLists.load(path["candidates"], manifest.n_items)
         except CorruptFileError as e:
             raise BundleError(str(e)) from None
+        # The vectors the request path reads: the index's own rows when it
+        # holds them (shared_vectors.py), so a candidate's are read once.
+        shared = index_vectors(self.index, self.item_vectors, verify=verify)
+        self.vectors, self.vector_rows = shared if shared is not None else (self.item_vectors, None)
         try:
-            self.assembler = FeatureAssembler(manifest.feature_spec, items, self.item_vectors)
+            self.assembler = FeatureAssembler(manifest.feature_spec, items, self.vectors,
+                                              vector_rows=self.vector_rows)
         except (ValueError, TypeError) as e:
             raise BundleError(f"{path['items']}: does not fit the feature spec ({e})") from None
         self.feature_names = tuple(self.assembler.names)  # one tuple: the logger checks it once

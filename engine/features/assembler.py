@@ -29,7 +29,10 @@ class FeatureAssembler:
 
     ``item_vectors``: float32 ``(n_items, dim)`` (numpy or an Arrow
     FixedSizeList), required when the spec has a dot feature, else ignored;
-    NaN or infinity is refused.
+    NaN or infinity is refused. With ``vector_rows`` (int32, one per item),
+    item i's vector is row ``vector_rows[i]`` of ``item_vectors`` (any
+    number of rows) and -1 a zero vector: a ranker passes the vector index's
+    own rows this way (`engine.bundle.serving`).
 
     Construction copies what the spec reads into a native store (one record
     of 8-byte values per item, plus the vectors); the assembler is immutable
@@ -39,11 +42,12 @@ class FeatureAssembler:
 
     __slots__ = ("_native", "_spec", "_names")
 
-    def __init__(self, spec: FeatureSpec, items: Any, item_vectors: Any = None) -> None:
+    def __init__(self, spec: FeatureSpec, items: Any, item_vectors: Any = None, *,
+                 vector_rows: np.ndarray | None = None) -> None:
         if not isinstance(spec, FeatureSpec):
             raise TypeError(f"spec: expected a FeatureSpec, got {type(spec).__name__}")
         vectors = None if item_vectors is None else _as_vectors(item_vectors)
-        self._native = _core.FeatureAssembler(_native_features(spec), items, vectors)
+        self._native = _core.FeatureAssembler(_native_features(spec), items, vectors, vector_rows)
         self._spec = spec
         self._names = tuple(spec.names)
 

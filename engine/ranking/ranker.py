@@ -257,7 +257,8 @@ def _candidates(s: Serving, settings, filters: dict, user_vector, recent: np.nda
     # The first copy of each row (ANN before popular before new), recent items dropped.
     if user_vector is None:
         return _core.merge_candidates(parts, scores, codes, recent, s.manifest.n_items)
-    return _core.merge_candidates(parts, scores, codes, recent, s.manifest.n_items, s.item_vectors, user_vector)
+    return _core.merge_candidates(parts, scores, codes, recent, s.manifest.n_items, s.vectors, user_vector,
+                                  s.vector_rows)
 
 
 def _request_fields(s: Serving, request: RankRequest, user_row: int, user_vector) -> dict:
