@@ -14,7 +14,7 @@ from engine.bundle import with_surfaces
 from engine.bundle.serving import Serving
 from engine.quickstart import spec as world_spec
 from engine.ranking import RerankPolicy, ValueModel, ValueTerm
-from engine.ranking.ranker import Ranker, _candidates, _recent_rows, _request_fields
+from engine.ranking.ranker import Ranker, _candidates, _conditions, _recent_rows, _request_fields
 from engine.ranking.value_model import RETRIEVAL_SCORE
 
 FIRST = ValueModel(terms=[ValueTerm("click5", 1.0, ["p_click[:5]"]), ValueTerm("ann", 0.2, [RETRIEVAL_SCORE])])
@@ -38,7 +38,7 @@ def _candidates_of(s: Serving, req):
     row = s.user_row(req.user_id)
     recent = _recent_rows(s, req.recent_item_ids)
     vector = ranker._user_vector(s, req, row, recent)
-    rows, _, retrieval = _candidates(s, s.manifest.surfaces[req.surface], req.filters, vector, recent)
+    rows, _, retrieval = _candidates(s, s.manifest.surfaces[req.surface], req.filters, _conditions(s, req.filters), vector, recent)
     return s.assembler.assemble(rows, _request_fields(s, req, row, vector)), rows, retrieval
 
 

@@ -101,20 +101,14 @@ class Ranker:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k: expected an integer >= 1, got {k!r}")
         filters = request.filters
-        for name, value in filters.items():
-            if name not in s.attributes:
-                raise ValueError(f"filters: unknown attribute {name!r} (filterable: {sorted(s.attributes)})")
-            # Checked here, not only by the index: a cold-start request never reaches it.
-            kind = s.attribute_kinds[name]
-            if not _validate.is_plain_filter_value(value, kind):
-                _validate.filter_values(name, value, kind)  # lists, numpy values, or an error naming the filter
+        conditions = _conditions(s, filters)
 
         user_row = -1 if request.user_id is None else s.user_row(request.user_id)
         recent = _recent_rows(s, request.recent_item_ids)
         user_vector = self._user_vector(s, request, user_row, recent)
         t1 = time.perf_counter_ns()
 
-        rows, source, retrieval = _candidates(s, settings, filters, user_vector, recent)
+        rows, source, retrieval = _candidates(s, settings, filters, conditions, user_vector, recent)
         t2 = time.perf_counter_ns()
 
         fields = _request_fields(s, request, user_row, user_vector)
@@ -233,13 +227,28 @@ def _recent_rows(s: Serving, recent_item_ids) -> np.ndarray:
     return s.item_rows(ids)  # ids the catalogue no longer has are ignored
 
 
-def _candidates(s: Serving, settings, filters: dict, user_vector, recent: np.ndarray):
+def _conditions(s: Serving, filters: dict) -> list:
+    """The filters checked, in the index's form [(attribute, int64 values)]:
+    here, not by the index, since a cold-start request never reaches it (and
+    VectorIndex.search_checked then skips checking them again)."""
+    conditions = []
+    for name, value in filters.items():
+        if name not in s.attributes:
+            raise ValueError(f"filters: unknown attribute {name!r} (filterable: {sorted(s.attributes)})")
+        kind = s.attribute_kinds[name]
+        if _validate.is_plain_filter_value(value, kind):
+            conditions.append((name, np.array([value], dtype=np.int64)))
+        else:  # lists, numpy values, or an error naming the filter
+            conditions.append((name, _validate.filter_values(name, value, kind)))
+    return conditions
+
+
+def _candidates(s: Serving, settings, filters: dict, conditions: list, user_vector, recent: np.ndarray):
     """(item rows, source code, retrieval score) of the candidates, deduplicated, recent items removed."""
     parts, codes, scores = [], [], []
     n_popular = settings.popular_candidates
     if user_vector is not None and settings.ann_candidates:
-        ids, sim = s.index.search(user_vector, settings.ann_candidates, filter=filters or None,
-                                  ef=settings.ann_ef)
+        ids, sim = s.index.search_checked(user_vector, settings.ann_candidates, conditions, settings.ann_ef)
         found = ids[0] >= 0
         parts.append(ids[0][found])
         codes.append(SOURCE_ANN)
