@@ -145,3 +145,11 @@ def test_large_k_keeps_the_best_k_with_ties_and_signs(k):
     np.testing.assert_array_equal(got, everything[:, :k])
     np.testing.assert_array_equal(scores, all_scores[:, :k])
     assert (all_scores[:, k - 1] == all_scores[:, k]).all(), "the k-th score must be tied past k"
+    # The buffer's radix sort orders ties as the small-k layout's comparison
+    # sort does (by segment, then row), +0 and -0 as equal: a zero query ties
+    # every row, its scores signed zeros.
+    q_zero = np.vstack([q, np.zeros((1, 8), np.float32), -q[:1] * 0])
+    small, _ = index.search(q_zero, 64, exact=True)
+    large, large_scores = index.search(q_zero, k, exact=True)
+    np.testing.assert_array_equal(large[:, :64], small)
+    assert (large_scores[-2:] == 0).all()

@@ -662,10 +662,8 @@ NibbleCut scan_nibbles(const float* q, const Segment& segment, const Plan& plan,
     }
   float floor = -std::numeric_limits<float>::infinity();
   const size_t rank = size_t(std::ceil(1.5 * double(wanted) * double(s.sample.size()) / double(total)));
-  if (rank >= kSampleRankMin && rank < s.sample.size()) {
-    std::nth_element(s.sample.begin(), s.sample.begin() + (rank - 1), s.sample.end(), std::greater<float>());
-    floor = s.sample[rank - 1];
-  }
+  if (rank >= kSampleRankMin && rank < s.sample.size())
+    floor = kth_largest(s.sample.data(), s.sample.size(), rank, s.keys);
 
   TopK& approx = s.nibble_approx;
   auto scan = [&](float at_least) {
@@ -746,10 +744,9 @@ void scan_codes(const float* q, const Segment& segment, const Plan& plan, uint32
     scores.clear();
     for (const Hit& h : s.approx.best()) scores.push_back(h.score);
     const size_t k = std::min(top.capacity(), scores.size());
-    if (k > 0) {
-      std::nth_element(scores.begin(), scores.begin() + (k - 1), scores.end(), std::greater<float>());
-      scan_i8 = double(scores[k - 1]) - nibbles.cut < kNibbleSafety * nibbles.sigma;
-    }
+    if (k > 0)
+      scan_i8 = double(kth_largest(scores.data(), scores.size(), k, s.keys)) - nibbles.cut <
+                kNibbleSafety * nibbles.sigma;
     if (scan_i8) s.approx.reset(plan.rerank);
   }
   if (scan_i8) visit_exact(a, plan, s, nominate);

@@ -49,6 +49,7 @@ struct Scratch {
   TopK approx{1};                   // candidates from compact codes, before re-ranking
   std::vector<int8_t> u4w;          // the query as weights of 4-bit row codes (scan_nibbles)
   std::vector<float> sample;        // 4-bit scores of a sample of the rows a scan covers
+  std::vector<uint32_t> keys;       // kth_largest's scratch
   TopK nibble_approx{1};            // nominees of a 4-bit scan, re-scored in i8
   std::vector<uint32_t> nominees;
   std::vector<uint32_t> picks;      // positions above a bound (above_i32)

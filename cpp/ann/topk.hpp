@@ -24,6 +24,45 @@ struct Hit {
   uint32_t row;
 };
 
+// Unsigned keys in the order of the (non-NaN) floats.
+inline uint32_t order_key(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return (b & 0x80000000u) ? ~b : b | 0x80000000u;
+}
+inline float from_order_key(uint32_t key) {
+  const uint32_t b = (key & 0x80000000u) ? key & 0x7fffffffu : ~key;
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+}
+
+// The k-th largest of keys[0, n), 1 <= k <= n; reorders keys. Radix
+// selection, a byte at a time: counting loops without the branches of
+// std::nth_element, which were a fifth of a 400-result filtered search.
+inline uint32_t kth_largest_key(uint32_t* keys, size_t n, size_t k) {
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    size_t count[256] = {};
+    for (size_t i = 0; i < n; ++i) ++count[(keys[i] >> shift) & 255u];
+    uint32_t digit = 255;
+    for (; count[digit] < k; --digit) k -= count[digit];
+    size_t m = 0;  // keep the keys with that digit
+    for (size_t i = 0; i < n; ++i) {
+      keys[m] = keys[i];
+      m += size_t(((keys[i] >> shift) & 255u) == digit);
+    }
+    n = m;
+  }
+  return keys[0];  // the survivors are all equal
+}
+
+// The k-th largest of x[0, n) (no NaN), 1 <= k <= n; `work` is scratch.
+inline float kth_largest(const float* x, size_t n, size_t k, std::vector<uint32_t>& work) {
+  work.resize(n);
+  for (size_t i = 0; i < n; ++i) work[i] = order_key(x[i]);
+  return from_order_key(kth_largest_key(work.data(), n, k));
+}
+
 class TopK {
  public:
   static constexpr size_t kSortedMax = 64;
@@ -69,11 +108,12 @@ class TopK {
   // The best k, best first; ties broken by (segment, row).
   std::vector<Hit> sorted() const {
     std::vector<Hit> out(hits_.begin(), hits_.begin() + size_);
-    if (out.size() > k_) {  // select before sorting: the buffer holds up to 2k
-      std::nth_element(out.begin(), out.begin() + (k_ - 1), out.end(), Better{});
-      out.resize(k_);
+    if (sorted_layout()) {  // sorted already, but ties in arrival order
+      std::sort(out.begin(), out.end(), Better{});
+      return out;
     }
-    std::sort(out.begin(), out.end(), Better{});
+    radix_sort(out);  // the whole buffer (up to 2k), then its head
+    out.resize(std::min(out.size(), k_));
     return out;
   }
   // The best k in no particular order (the same set as sorted()), for
@@ -101,16 +141,33 @@ class TopK {
       return a.row < b.row;
     }
   };
-  // Buffer layout: keep the best k. The k-th best score is selected among
-  // the scores' order-preserving integer keys, a byte at a time (radix
-  // selection: counting loops without the branches of std::nth_element,
-  // which were a fifth of a 400-result filtered search); then the hits above
-  // it are kept and the ties at it (rarely more than one) in (segment, row)
-  // order.
+  // Hits in Better's order by stable byte passes, least significant key
+  // first (row, segment, then the score's order key inverted), skipping a
+  // pass whose bytes are all equal (most of segment's and row's high bytes).
+  // std::nth_element and std::sort with Better's three comparisons were a
+  // tenth of a 400-result store page's search, branches the CPU mispredicts.
+  static void radix_sort(std::vector<Hit>& hits) {
+    std::vector<Hit> moved(hits.size());
+    const auto pass = [&](auto byte) {
+      size_t count[256] = {};
+      for (const Hit& h : hits) ++count[byte(h)];
+      if (hits.empty() || count[byte(hits[0])] == hits.size()) return;
+      size_t at[256];
+      for (size_t d = 0, sum = 0; d < 256; sum += count[d++]) at[d] = sum;
+      for (const Hit& h : hits) moved[at[byte(h)]++] = h;
+      hits.swap(moved);
+    };
+    for (int shift = 0; shift < 32; shift += 8) pass([shift](const Hit& h) { return (h.row >> shift) & 255u; });
+    for (int shift = 0; shift < 32; shift += 8) pass([shift](const Hit& h) { return (h.segment >> shift) & 255u; });
+    // Best first is ascending ~key; -0 keyed as +0, which Better holds equal.
+    for (int shift = 0; shift < 32; shift += 8)
+      pass([shift](const Hit& h) { return (~order_key(h.score == 0 ? 0.0f : h.score) >> shift) & 255u; });
+  }
+  // Buffer layout: keep the best k. The k-th best score is selected by
+  // kth_largest; then the hits above it are kept and the ties at it (rarely
+  // more than one) in (segment, row) order.
   void trim() {
-    work_.resize(size_);
-    for (size_t i = 0; i < size_; ++i) work_[i] = order_key(scores_[i]);
-    const float kth = from_order_key(kth_largest_key(work_.data(), size_, k_));
+    const float kth = kth_largest(scores_.data(), size_, k_, work_);
     size_t kept = 0;
     ties_.clear();
     for (size_t i = 0; i < size_; ++i) {
@@ -124,35 +181,6 @@ class TopK {
     size_ = k_;
     threshold_ = kth;
   }
-  // Unsigned keys in the order of the (non-NaN) floats.
-  static uint32_t order_key(float f) {
-    uint32_t b;
-    std::memcpy(&b, &f, sizeof b);
-    return (b & 0x80000000u) ? ~b : b | 0x80000000u;
-  }
-  static float from_order_key(uint32_t key) {
-    const uint32_t b = (key & 0x80000000u) ? key & 0x7fffffffu : ~key;
-    float f;
-    std::memcpy(&f, &b, sizeof f);
-    return f;
-  }
-  // The k-th largest of keys[0, n), 1 <= k <= n; reorders keys.
-  static uint32_t kth_largest_key(uint32_t* keys, size_t n, size_t k) {
-    for (int shift = 24; shift >= 0; shift -= 8) {
-      size_t count[256] = {};
-      for (size_t i = 0; i < n; ++i) ++count[(keys[i] >> shift) & 255u];
-      uint32_t digit = 255;
-      for (; count[digit] < k; --digit) k -= count[digit];
-      size_t m = 0;  // keep the keys with that digit
-      for (size_t i = 0; i < n; ++i) {
-        keys[m] = keys[i];
-        m += size_t(((keys[i] >> shift) & 255u) == digit);
-      }
-      n = m;
-    }
-    return keys[0];  // the survivors are all equal
-  }
-
   size_t k_ = 1, size_ = 0;
   float threshold_ = 0;        // buffer layout only
   std::vector<float> scores_;  // sorted layout: best first; buffer: as appended
