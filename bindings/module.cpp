@@ -16,6 +16,7 @@ void bind_arrow(py::module_& m);
 void bind_forest(py::module_& m);
 void bind_rerank(py::module_& m);
 void bind_scorer(py::module_& m);
+void bind_candidate_stage(py::module_& m);
 void bind_features(py::module_& m);
 void bind_id_map(py::module_& m);
 void bind_impressions(py::module_& m);
@@ -57,6 +58,7 @@ PYBIND11_MODULE(_core, m) {
   engine::bind::bind_forest(m);
   engine::bind::bind_rerank(m);
   engine::bind::bind_scorer(m);
+  engine::bind::bind_candidate_stage(m);
   engine::bind::bind_features(m);
   engine::bind::bind_id_map(m);
   engine::bind::bind_impressions(m);

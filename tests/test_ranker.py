@@ -318,6 +318,58 @@ def test_concurrent_batches_with_different_thread_counts(ranker, pipeline):
         assert all(same_response(a, b) for a, b in zip(serial, got))
 
 
+def test_native_candidate_stage_equals_the_step_by_step_path(ranker, pipeline):
+    """Serving.candidates (search, lists and merge in one native call) gives
+    _candidates' rows, sources and scores bit for bit: with and without a
+    user vector, store / category / stock filters alone and together, lists
+    of values, a value with no items, recent items dropped, no ANN share."""
+    import msgspec
+
+    from engine.ranking.ranker import _candidates, _conditions, _recent_rows
+
+    s = ranker._serving
+    store = next(r for r in pipeline.requests if r["surface"] == "store")
+    search = next(r for r in pipeline.requests if r["surface"] == "search")
+    merchant, category = store["filters"]["merchant_id"], np.ravel(search["filters"]["category_id"])[0].item()
+    variants = [None, {}, {"in_stock": True}, {"in_stock": False}, {"merchant_id": merchant},
+                {"merchant_id": merchant, "in_stock": True}, {"category_id": category, "in_stock": True},
+                {"category_id": [category, category, 10**9]}, {"merchant_id": [merchant], "category_id": category},
+                {"merchant_id": 10**9}, {"category_id": []}]
+    compared = 0
+    for r in pipeline.requests[:24]:
+        for filters in variants:
+            req = rank_request(r, explore=False)
+            if filters is not None:
+                req.filters = filters
+            recent = _recent_rows(s, req.recent_item_ids)
+            conditions = _conditions(s, req.filters)
+            for vector in (ranker._user_vector(s, req, s.user_row(req.user_id), recent), None):
+                for settings in (s.manifest.surfaces[req.surface],
+                                 msgspec.structs.replace(s.manifest.surfaces[req.surface], ann_candidates=0)):
+                    expected = _candidates(s, settings, req.filters, conditions, vector, recent)
+                    got = s.candidates.run(vector, settings.ann_candidates, conditions, settings.ann_ef or 0,
+                                           settings.popular_candidates, settings.new_item_candidates, recent)
+                    assert all(a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(got, expected))
+                    compared += len(got[0])
+    assert compared > 10_000
+
+
+def test_native_candidate_stage_refuses_bad_arguments(ranker):
+    s = ranker._serving
+    none = np.empty(0, np.int64)
+    v = np.ones(s.manifest.dim, np.float32)
+    with pytest.raises(ValueError, match="filters: unknown attribute 'colour'"):
+        s.candidates.run(v, 10, [("colour", np.array([1]))], 0, 5, 5, none)
+    with pytest.raises(ValueError, match="user_vector: holds NaN"):
+        s.candidates.run(np.full(s.manifest.dim, np.nan, np.float32), 10, [], 0, 5, 5, none)
+    with pytest.raises(ValueError, match="user_vector: expected"):
+        s.candidates.run(v[:3], 10, [], 0, 5, 5, none)
+    with pytest.raises(TypeError, match="filter values: expected dtype int64"):
+        s.candidates.run(v, 10, [("in_stock", np.array([True]))], 0, 5, 5, none)
+    with pytest.raises(ValueError, match="recent: row"):
+        s.candidates.run(v, 10, [], 0, 5, 5, np.array([-1]))
+
+
 def test_candidates_are_unique_without_recent_items_and_the_bitmap_is_left_clean(ranker, pipeline):
     from engine.ranking.ranker import _candidates, _conditions, _recent_rows
 

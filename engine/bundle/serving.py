@@ -138,6 +138,9 @@ class Serving:
             self.columns[name] = np.ascontiguousarray(column)
         self.attributes = {c: self.columns[c] for c in manifest.filter_columns}
         self.attribute_kinds = self.index.attributes  # ('int' or 'bool'), read per request
+        # The candidate stage (search, lists, merge) in one native call.
+        self.candidates = _core.CandidateStage(self.index._native, self.lists.native_lists(), self.attributes,
+                                               self.vectors, self.vector_rows, manifest.n_items)
         self.blends = {name: surface.value_model.compile(list(manifest.heads), self.columns, manifest.n_items)
                        for name, surface in manifest.surfaces.items()}
         self.first_phases = {name: FirstPhase(surface.first_phase, self.forest, self.columns, manifest.n_items)

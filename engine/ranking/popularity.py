@@ -100,6 +100,12 @@ class CandidateLists:
                     raise CorruptFileError(f"{path}: {name} is not a valid offsets array")
         return cls(arrays)
 
+    def native_lists(self) -> dict:
+        """The lists as `_core.CandidateStage` takes them: per source, the
+        overall list and per scope its (keys, offsets, rows)."""
+        return {source: (self._lists[source, None][0], {scope: self._lists[source, scope][1:] for scope in SCOPES})
+                for source in ("popular", "new")}
+
     def rows(self, source: str, filters: dict, attributes: dict[str, np.ndarray], n: int) -> np.ndarray:
         """Up to ``n`` item rows of ``source`` ("popular" or "new") matching ``filters``.
 

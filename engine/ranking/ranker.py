@@ -108,7 +108,10 @@ class Ranker:
         user_vector = self._user_vector(s, request, user_row, recent)
         t1 = time.perf_counter_ns()
 
-        rows, source, retrieval = _candidates(s, settings, filters, conditions, user_vector, recent)
+        # One native call; _candidates below is the same step by step.
+        rows, source, retrieval = s.candidates.run(
+            user_vector, settings.ann_candidates, conditions, settings.ann_ef or 0, settings.popular_candidates,
+            settings.new_item_candidates, recent)
         t2 = time.perf_counter_ns()
 
         fields = _request_fields(s, request, user_row, user_vector)
@@ -244,7 +247,8 @@ def _conditions(s: Serving, filters: dict) -> list:
 
 
 def _candidates(s: Serving, settings, filters: dict, conditions: list, user_vector, recent: np.ndarray):
-    """(item rows, source code, retrieval score) of the candidates, deduplicated, recent items removed."""
+    """(item rows, source code, retrieval score) of the candidates, deduplicated, recent items removed:
+    Serving.candidates (the request path) step by step, its reference in tests."""
     parts, codes, scores = [], [], []
     n_popular = settings.popular_candidates
     if user_vector is not None and settings.ann_candidates:
