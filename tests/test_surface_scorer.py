@@ -17,7 +17,14 @@ from engine.ranking import RerankPolicy, ValueModel, ValueTerm
 from engine.ranking.ranker import Ranker, _candidates, _conditions, _recent_rows, _request_fields
 from engine.ranking.value_model import RETRIEVAL_SCORE
 
-FIRST = ValueModel(terms=[ValueTerm("click5", 1.0, ["p_click[:5]"]), ValueTerm("ann", 0.2, [RETRIEVAL_SCORE])])
+# First phases: one head's first trees (the full heads then continue the
+# first phase's sums: scorer.hpp), the second head's (a tree range in the
+# middle of the forest), and two heads' (the heads walk every tree again).
+FIRST = {
+    "two phases": ValueModel(terms=[ValueTerm("click5", 1.0, ["p_click[:5]"]), ValueTerm("ann", 0.2, [RETRIEVAL_SCORE])]),
+    "second head's prefix": ValueModel(terms=[ValueTerm("order7", 1.0, ["p_order[:7]"])]),
+    "two prefixes": ValueModel(terms=[ValueTerm("click5", 1.0, ["p_click[:5]"]), ValueTerm("order3", 0.5, ["p_order[:3]"])]),
+}
 POLICIES = {
     "greedy": RerankPolicy(),
     "caps and diversity": RerankPolicy(max_per_merchant=2, max_per_category=3, category_decay=0.7),
@@ -25,10 +32,10 @@ POLICIES = {
 }
 
 
-@pytest.fixture(scope="module", params=["one phase", "two phases"])
+@pytest.fixture(scope="module", params=["one phase", *FIRST])
 def serving(request, pipeline, tmp_path_factory):
-    two = request.param == "two phases"
-    surfaces = {name: msgspec.structs.replace(s, first_phase=FIRST if two else None, rerank_count=40 if two else 0)
+    first = FIRST.get(request.param)
+    surfaces = {name: msgspec.structs.replace(s, first_phase=first, rerank_count=40 if first else 0)
                 for name, s in world_spec.surfaces(trained=True).items()}
     return Serving(with_surfaces(pipeline.bundle, tmp_path_factory.mktemp("scorer") / "bundle", surfaces))
 

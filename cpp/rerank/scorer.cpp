@@ -32,6 +32,20 @@ SurfaceScorer::SurfaceScorer(std::shared_ptr<const trees::Forest> forest, size_t
       throw ValueError("scorer: the first-phase blend does not fit its tree ranges");
     for (auto [b, e] : first_.ranges)
       if (!forest_ || b > e || e > forest_->n_trees()) throw ValueError("scorer: a first-phase tree range is out of range");
+    if (first_.ranges.size() == 1) {
+      const auto [b, e] = first_.ranges[0];
+      std::vector<bool> passed(forest_->n_outputs());  // an output's tree outside the range was seen
+      continues_first_ = true;
+      for (size_t t = 0; t < forest_->n_trees() && continues_first_; ++t) {
+        const int32_t o = forest_->trees()[t].output;
+        if (o < 0) continues_first_ = false;  // vector leaves add to several outputs
+        else if (t < b || t >= e) passed[size_t(o)] = true;
+        else if (passed[size_t(o)]) continues_first_ = false;
+      }
+      if (continues_first_)
+        for (auto r : {std::pair<size_t, size_t>{0, b}, {e, forest_->n_trees()}})
+          if (r.first < r.second) rest_.push_back(r);  // (each call bins the rows again)
+    }
   }
 }
 
@@ -48,12 +62,21 @@ Scored SurfaceScorer::score(const float* X, size_t n, const int64_t* rows, const
 
   // First phase: the kept positions, in candidate order.
   std::vector<int64_t> kept;
+  std::vector<double> first_sums;  // continues_first_: the first phase's sums, n x outputs
   const bool two_phase = first_.blend && keep_ > 0 && keep_ < n;
   if (two_phase) {
     const size_t width = forest_ ? forest_->n_outputs() : 0, cols = first_.ranges.size() * width;
     std::vector<float> prefix(n * cols), part(n * width), total(n), terms(first_.blend->n_terms() * n);
     for (size_t g = 0; g < first_.ranges.size(); ++g) {
-      forest_->predict(X, n, n_features, true, 1, part.data(), nullptr, first_.ranges[g].first, first_.ranges[g].second);
+      const auto [b, e] = first_.ranges[g];
+      if (continues_first_) {  // predict() of the range, its sums kept
+        first_sums.resize(n * width);
+        forest_->init_sums(n, first_sums.data());
+        forest_->accumulate(X, n, n_features, first_sums.data(), b, e);
+        forest_->finish(first_sums.data(), n, true, part.data());
+      } else {
+        forest_->predict(X, n, n_features, true, 1, part.data(), nullptr, b, e);
+      }
       for (size_t j = 0; j < n; ++j) std::memcpy(&prefix[j * cols + g * width], &part[j * width], width * sizeof(float));
     }
     first_.blend->evaluate(n, rows, prefix.data(), retrieval, total.data(), terms.data());
@@ -79,7 +102,15 @@ Scored SurfaceScorer::score(const float* X, size_t n, const int64_t* rows, const
     s = kept_retrieval.data();
   }
   std::vector<float> heads(m * n_heads_);
-  if (forest_ && m) forest_->predict(x, m, n_features, false, 1, heads.data());
+  if (forest_ && m && two_phase && continues_first_) {
+    std::vector<double> sums(m * n_heads_);
+    for (size_t j = 0; j < m; ++j)
+      std::memcpy(&sums[j * n_heads_], &first_sums[size_t(kept[j]) * n_heads_], n_heads_ * sizeof(double));
+    for (auto [b, e] : rest_) forest_->accumulate(x, m, n_features, sums.data(), b, e);
+    forest_->finish(sums.data(), m, false, heads.data());
+  } else if (forest_ && m) {
+    forest_->predict(x, m, n_features, false, 1, heads.data());
+  }
   out.heads_us = since_us(t0);
 
   const auto t1 = std::chrono::steady_clock::now();

@@ -277,6 +277,17 @@ void Forest::predict(const float* X, size_t n, size_t stride, bool raw, int thre
   });
 }
 
+void Forest::init_sums(size_t n, double* acc) const {
+  for (size_t r = 0; r < n; ++r) std::copy(base_.begin(), base_.end(), acc + r * n_outputs_);
+}
+
+void Forest::accumulate(const float* X, size_t n, size_t stride, double* acc, size_t tree_begin,
+                        size_t tree_end) const {
+  if (stride < n_features_) throw ValueError("X: rows are shorter than the model's features");
+  if (tree_begin > tree_end || tree_end > trees_.size()) throw ValueError("trees: a range outside the forest");
+  if (n) active_eval().accumulate(*this, X, n, stride, acc, tree_begin, tree_end);
+}
+
 void Forest::predict_columns(const float* const* columns, size_t n, bool raw, int threads,
                              float* out) const {
   const EvalKernels& k = active_eval();

@@ -140,6 +140,14 @@ class Forest {
   // first-phase model; by default all.
   void predict(const float* X, size_t n, size_t stride, bool raw, int threads, float* out,
                const EvalKernels* kernels = nullptr, size_t tree_begin = 0, size_t tree_end = SIZE_MAX) const;
+  // predict() in steps, for a caller that continues earlier sums (a first
+  // phase's trees, then the rest): acc (n x n_outputs) starts at the base
+  // scores; accumulate() adds trees [tree_begin, tree_end) in order, each
+  // row's sum on its own (the same doubles whatever the batch); finish()
+  // writes predict()'s outputs.
+  void init_sums(size_t n, double* acc) const;
+  void accumulate(const float* X, size_t n, size_t stride, double* acc, size_t tree_begin, size_t tree_end) const;
+  void finish(const double* acc, size_t n, bool raw, float* out) const { finish_rows(acc, n, raw, out); }
   // The same from one float32 column per feature (nullptr: all missing),
   // transposed into row blocks on the way.
   void predict_columns(const float* const* columns, size_t n, bool raw, int threads,
