@@ -8,7 +8,6 @@
 
 #include <cmath>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -16,6 +15,7 @@
 
 #include "ann/index.hpp"
 #include "bindings/convert.hpp"
+#include "bindings/merged.hpp"
 #include "rerank/candidate_stage.hpp"
 
 namespace engine::bind {
@@ -98,18 +98,7 @@ class PyCandidateStage {
     const auto r = require_array<int64_t>(recent, "recent", 1);
     request.recent = r.data();
     request.n_recent = size_t(r.size());
-    rerank::Merged m;
-    try {
-      py::gil_scoped_release release;
-      m = core_->run(request);
-    } catch (const std::out_of_range& e) {
-      throw py::value_error(e.what());
-    } catch (const std::invalid_argument& e) {
-      throw py::value_error(e.what());
-    }
-    const auto n = py::ssize_t(m.rows.size());
-    return py::make_tuple(py::array_t<int64_t>(n, m.rows.data()), py::array_t<int8_t>(n, m.source.data()),
-                          py::array_t<float>(n, m.score.data()));
+    return merged_arrays([&] { return core_->run(request); });
   }
 
  private:

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bindings/convert.hpp"
+#include "bindings/merged.hpp"
 #include "bindings/held_blend.hpp"
 #include "rerank/candidate_lists.hpp"
 #include "rerank/merge.hpp"
@@ -98,18 +99,7 @@ py::tuple merge_candidates(const py::list& rows, const py::list& scores, const p
     scoring = {held_vectors->data(), held_query->data(), size_t(held_vectors->shape(1)),
                held_slots ? held_slots->data() : nullptr, n_vectors};
   }
-  rerank::Merged m;
-  try {
-    py::gil_scoped_release release;
-    m = rerank::merge_candidates(sources, r.data(), size_t(r.size()), n_items, scoring);
-  } catch (const std::out_of_range& e) {
-    throw py::value_error(e.what());
-  } catch (const std::invalid_argument& e) {
-    throw py::value_error(e.what());
-  }
-  const auto n = py::ssize_t(m.rows.size());
-  return py::make_tuple(py::array_t<int64_t>(n, m.rows.data()), py::array_t<int8_t>(n, m.source.data()),
-                        py::array_t<float>(n, m.score.data()));
+  return merged_arrays([&] { return rerank::merge_candidates(sources, r.data(), size_t(r.size()), n_items, scoring); });
 }
 
 HeldBlend make_blend(const py::list& weights, const py::list& term_factors, const py::list& factors,

@@ -166,15 +166,6 @@ class VectorIndex:
         conditions, allow = _validate.as_filter(filter, self._kinds)
         return self._native.search(q, k, conditions, allow, nprobe, bool(exact), threads)
 
-    def search_checked(self, query: np.ndarray, k: int, conditions: list, ef: int | None = None):
-        """search() of one query whose arguments the caller has already checked
-        (the ranker's path, where the public checks cost ~15 us a request):
-        ``query`` float32 (dim,) C-contiguous, ``k`` >= 1, ``conditions``
-        ``[(attribute, int64 values)]`` as ``_validate.as_filter`` makes them.
-        The native call still refuses what would be unsafe (shape, NaN, an
-        unknown attribute)."""
-        return self._native.search(query.reshape(1, -1), k, conditions, None, ef or 0, False, 1)
-
     # -- files ------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Write the index to ``path`` atomically (temporary file, fsync, rename)."""

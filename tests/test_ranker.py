@@ -241,7 +241,7 @@ def test_first_phase_on_a_heads_first_trees(pipeline, tmp_path):
     from engine.bundle import with_surfaces
     from engine.quickstart import spec as world_spec
     from engine.ranking import RerankPolicy, ValueModel, ValueTerm
-    from engine.ranking.ranker import _candidates, _conditions, _recent_rows, _request_fields
+    from engine.ranking.ranker import _candidates, _recent_rows, _request_fields
 
     prefix = ValueModel(terms=[ValueTerm("click5", 1.0, ["p_click[:5]"])])
     surfaces = {name: msgspec.structs.replace(s, first_phase=prefix, rerank_count=20, rerank=RerankPolicy())
@@ -255,7 +255,7 @@ def test_first_phase_on_a_heads_first_trees(pipeline, tmp_path):
             row = s.user_row(req.user_id)
             recent = _recent_rows(s, req.recent_item_ids)
             vector = ranker._user_vector(s, req, row, recent)
-            rows, _, _ = _candidates(s, s.manifest.surfaces[req.surface], req.filters, _conditions(s, req.filters), vector, recent)
+            rows, _, _ = _candidates(s, s.manifest.surfaces[req.surface], req.filters, vector, recent)
             X = s.assembler.assemble(rows, _request_fields(s, req, row, vector))
             score = dict(zip(s.item_ids[rows].tolist(), s.forest.predict_prefix(X, "p_click", 5).tolist()))
             # a few trees give few distinct scores: compare the kept scores, not which of tied items
@@ -346,7 +346,7 @@ def test_native_candidate_stage_equals_the_step_by_step_path(ranker, pipeline):
             for vector in (ranker._user_vector(s, req, s.user_row(req.user_id), recent), None):
                 for settings in (s.manifest.surfaces[req.surface],
                                  msgspec.structs.replace(s.manifest.surfaces[req.surface], ann_candidates=0)):
-                    expected = _candidates(s, settings, req.filters, conditions, vector, recent)
+                    expected = _candidates(s, settings, req.filters, vector, recent)
                     got = s.candidates.run(vector, settings.ann_candidates, conditions, settings.ann_ef or 0,
                                            settings.popular_candidates, settings.new_item_candidates, recent)
                     assert all(a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(got, expected))
@@ -378,7 +378,7 @@ def test_candidates_are_unique_without_recent_items_and_the_bitmap_is_left_clean
         req = rank_request(r, explore=False)
         recent = _recent_rows(s, req.recent_item_ids)
         vector = ranker._user_vector(s, req, s.user_row(req.user_id), recent)
-        rows, source, retrieval = _candidates(s, s.manifest.surfaces[req.surface], req.filters, _conditions(s, req.filters), vector, recent)
+        rows, source, retrieval = _candidates(s, s.manifest.surfaces[req.surface], req.filters, vector, recent)
         assert len(np.unique(rows)) == len(rows) == len(source) == len(retrieval)
         assert not np.isin(rows, recent).any()
         # The native merge's bitmap is clear again: the same rows, and the

@@ -159,20 +159,3 @@ def test_arrow_nulls_and_wrong_types_name_the_argument():
     with pytest.raises(ValueError, match="attributes.*null"):
         index.add([1], np.ones((1, 2), np.float32), pa.table({"m": pa.array([None], pa.int64())}))
 
-
-def test_search_checked_equals_search_and_still_refuses_what_is_unsafe(index):
-    """The ranker's path skips the Python checks but not the native ones."""
-    from engine._validate import as_filter
-
-    rng = np.random.default_rng(4)
-    q = rng.standard_normal(index.dim).astype(np.float32)
-    for filt in (None, {"merchant_id": 6}, {"merchant_id": [5, 7], "in_stock": True}):
-        conditions, _ = as_filter(filt, index.attributes)
-        for a, b in zip(index.search_checked(q, 3, conditions), index.search(q, 3, filter=filt)):
-            assert a.tobytes() == b.tobytes()
-    with pytest.raises(ValueError, match="queries"):
-        index.search_checked(np.full(index.dim, np.nan, np.float32), 5, [])
-    with pytest.raises(ValueError, match="unknown attribute 'nope'"):
-        index.search_checked(q, 5, [("nope", np.array([1]))])
-    with pytest.raises(ValueError, match="queries: expected dim"):
-        index.search_checked(q[:-1], 5, [])

@@ -5,9 +5,9 @@ copy of their vectors, which leaves those rows in cache. The features' dot
 product and the scores of popular and new candidates read the same rows
 again: from the bundle's ``item_vectors`` (a second copy of the catalogue)
 that is four cold cache lines per candidate. Reading the index's copy
-instead took the pipeline benchmark's features stage from ~138 to ~83 us
-(500 candidates); the values, and so every feature and score, are the same
-bits.
+instead took the pipeline benchmark's features stage from ~131 to ~97 us
+(500 candidates, in-process A/B); the values, and so every feature and
+score, are the same bits.
 """
 
 from __future__ import annotations

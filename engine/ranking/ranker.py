@@ -231,9 +231,9 @@ def _recent_rows(s: Serving, recent_item_ids) -> np.ndarray:
 
 
 def _conditions(s: Serving, filters: dict) -> list:
-    """The filters checked, in the index's form [(attribute, int64 values)]:
-    here, not by the index, since a cold-start request never reaches it (and
-    VectorIndex.search_checked then skips checking them again)."""
+    """The filters checked, in the form the candidate stage takes them
+    [(attribute, int64 values)]: here, not by the index, since a cold-start
+    request never reaches it."""
     conditions = []
     for name, value in filters.items():
         if name not in s.attributes:
@@ -246,13 +246,14 @@ def _conditions(s: Serving, filters: dict) -> list:
     return conditions
 
 
-def _candidates(s: Serving, settings, filters: dict, conditions: list, user_vector, recent: np.ndarray):
+def _candidates(s: Serving, settings, filters: dict, user_vector, recent: np.ndarray):
     """(item rows, source code, retrieval score) of the candidates, deduplicated, recent items removed:
     Serving.candidates (the request path) step by step, its reference in tests."""
     parts, codes, scores = [], [], []
     n_popular = settings.popular_candidates
     if user_vector is not None and settings.ann_candidates:
-        ids, sim = s.index.search_checked(user_vector, settings.ann_candidates, conditions, settings.ann_ef)
+        ids, sim = s.index.search(user_vector, settings.ann_candidates, filter=filters or None,
+                                  ef=settings.ann_ef)
         found = ids[0] >= 0
         parts.append(ids[0][found])
         codes.append(SOURCE_ANN)
