@@ -163,16 +163,12 @@ def as_filter(
     )
 
 
-def is_plain_filter_value(value: Any, kind: str) -> bool:
-    """One Python scalar of the attribute's kind (a request's store or stock
-    filter): valid without the general path's conversions and checks."""
-    return type(value) is bool if kind == "bool" else type(value) is int and -(2**63) <= value < 2**63
-
-
 def filter_values(key: str, value: Any, kind: str) -> np.ndarray:
     """Filter values as int64, checked in one vectorised pass (store pages may
     pass thousands of merchant ids)."""
-    if is_plain_filter_value(value, kind):
+    # One Python scalar of the attribute's kind (a request's store or stock
+    # filter): one small array, without the general path's conversions and checks.
+    if type(value) is bool if kind == "bool" else type(value) is int and -(2**63) <= value < 2**63:
         return np.array([value], dtype=np.int64)
     where = f"filter[{key!r}]"
     if isinstance(value, (set, frozenset)):

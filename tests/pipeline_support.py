@@ -19,7 +19,9 @@ from engine.impressions import ImpressionLogger, read_impressions
 from engine.quickstart import spec as world_spec
 from engine.quickstart.run import serve
 from engine.quickstart.train import train_heads, training_rows
+from engine import _core
 from engine.ranking import Ranker
+from engine.ranking.ranker import SOURCE_ANN, SOURCE_NEW, SOURCE_POPULAR
 
 
 @dataclass
@@ -66,3 +68,33 @@ def rank_request(world_request: dict, **overrides):
 def same_response(a, b) -> bool:
     return (a.bundle_version == b.bundle_version and np.array_equal(a.item_ids, b.item_ids)
             and np.array_equal(a.value.view(np.uint32), b.value.view(np.uint32)))
+
+
+def candidates_step_by_step(s, settings, filters: dict, user_vector, recent: np.ndarray):
+    """Serving.candidates.run (the ranker's one native call) step by step, the
+    reference the tests compare it with: (item rows, source code, retrieval
+    score), deduplicated, recent items removed."""
+    parts, codes, scores = [], [], []
+    n_popular = settings.popular_candidates
+    if user_vector is not None and settings.ann_candidates:
+        ids, sim = s.index.search(user_vector, settings.ann_candidates, filter=filters or None,
+                                  ef=settings.ann_ef)
+        found = ids[0] >= 0
+        parts.append(ids[0][found])
+        codes.append(SOURCE_ANN)
+        scores.append(sim[0][found])
+    else:
+        n_popular += settings.ann_candidates  # a cold start fills the ANN share from popularity
+    for code, name, n in ((SOURCE_POPULAR, "popular", n_popular), (SOURCE_NEW, "new", settings.new_item_candidates)):
+        r = s.lists.rows(name, filters, s.attributes, n)
+        parts.append(r)
+        codes.append(code)
+        if user_vector is not None:  # scored natively, for the rows kept only
+            scores.append(None)
+        else:  # rank order within the list, in (0, 1]
+            scores.append((1.0 - np.arange(len(r)) / max(len(r), 1)).astype(np.float32))
+    # The first copy of each row (ANN before popular before new), recent items dropped.
+    if user_vector is None:
+        return _core.merge_candidates(parts, scores, codes, recent, s.manifest.n_items)
+    return _core.merge_candidates(parts, scores, codes, recent, s.manifest.n_items, s.vectors, user_vector,
+                                  s.vector_rows)

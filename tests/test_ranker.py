@@ -4,7 +4,7 @@ import threading
 
 import numpy as np
 import pytest
-from pipeline_support import rank_request, same_response
+from pipeline_support import candidates_step_by_step, rank_request, same_response
 
 from engine import _core
 from engine.ranking import Ranker, RankRequest
@@ -241,7 +241,7 @@ def test_first_phase_on_a_heads_first_trees(pipeline, tmp_path):
     from engine.bundle import with_surfaces
     from engine.quickstart import spec as world_spec
     from engine.ranking import RerankPolicy, ValueModel, ValueTerm
-    from engine.ranking.ranker import _candidates, _recent_rows, _request_fields
+    from engine.ranking.ranker import _recent_rows, _request_fields
 
     prefix = ValueModel(terms=[ValueTerm("click5", 1.0, ["p_click[:5]"])])
     surfaces = {name: msgspec.structs.replace(s, first_phase=prefix, rerank_count=20, rerank=RerankPolicy())
@@ -255,7 +255,7 @@ def test_first_phase_on_a_heads_first_trees(pipeline, tmp_path):
             row = s.user_row(req.user_id)
             recent = _recent_rows(s, req.recent_item_ids)
             vector = ranker._user_vector(s, req, row, recent)
-            rows, _, _ = _candidates(s, s.manifest.surfaces[req.surface], req.filters, vector, recent)
+            rows, _, _ = candidates_step_by_step(s, s.manifest.surfaces[req.surface], req.filters, vector, recent)
             X = s.assembler.assemble(rows, _request_fields(s, req, row, vector))
             score = dict(zip(s.item_ids[rows].tolist(), s.forest.predict_prefix(X, "p_click", 5).tolist()))
             # a few trees give few distinct scores: compare the kept scores, not which of tied items
@@ -320,12 +320,12 @@ def test_concurrent_batches_with_different_thread_counts(ranker, pipeline):
 
 def test_native_candidate_stage_equals_the_step_by_step_path(ranker, pipeline):
     """Serving.candidates (search, lists and merge in one native call) gives
-    _candidates' rows, sources and scores bit for bit: with and without a
+    candidates_step_by_step's rows, sources and scores bit for bit: with and without a
     user vector, store / category / stock filters alone and together, lists
     of values, a value with no items, recent items dropped, no ANN share."""
     import msgspec
 
-    from engine.ranking.ranker import _candidates, _conditions, _recent_rows
+    from engine.ranking.ranker import _conditions, _recent_rows
 
     s = ranker._serving
     store = next(r for r in pipeline.requests if r["surface"] == "store")
@@ -346,7 +346,7 @@ def test_native_candidate_stage_equals_the_step_by_step_path(ranker, pipeline):
             for vector in (ranker._user_vector(s, req, s.user_row(req.user_id), recent), None):
                 for settings in (s.manifest.surfaces[req.surface],
                                  msgspec.structs.replace(s.manifest.surfaces[req.surface], ann_candidates=0)):
-                    expected = _candidates(s, settings, req.filters, vector, recent)
+                    expected = candidates_step_by_step(s, settings, req.filters, vector, recent)
                     got = s.candidates.run(vector, settings.ann_candidates, conditions, settings.ann_ef or 0,
                                            settings.popular_candidates, settings.new_item_candidates, recent)
                     assert all(a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(got, expected))
@@ -371,14 +371,14 @@ def test_native_candidate_stage_refuses_bad_arguments(ranker):
 
 
 def test_candidates_are_unique_without_recent_items_and_the_bitmap_is_left_clean(ranker, pipeline):
-    from engine.ranking.ranker import _candidates, _conditions, _recent_rows
+    from engine.ranking.ranker import _conditions, _recent_rows
 
     s = ranker._serving
     for r in pipeline.requests[:60]:
         req = rank_request(r, explore=False)
         recent = _recent_rows(s, req.recent_item_ids)
         vector = ranker._user_vector(s, req, s.user_row(req.user_id), recent)
-        rows, source, retrieval = _candidates(s, s.manifest.surfaces[req.surface], req.filters, vector, recent)
+        rows, source, retrieval = candidates_step_by_step(s, s.manifest.surfaces[req.surface], req.filters, vector, recent)
         assert len(np.unique(rows)) == len(rows) == len(source) == len(retrieval)
         assert not np.isin(rows, recent).any()
         # The native merge's bitmap is clear again: the same rows, and the

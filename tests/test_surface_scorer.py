@@ -7,14 +7,14 @@ exploration; bad inputs are refused naming the argument."""
 import msgspec
 import numpy as np
 import pytest
-from pipeline_support import rank_request
+from pipeline_support import candidates_step_by_step, rank_request
 
 from engine import _core
 from engine.bundle import with_surfaces
 from engine.bundle.serving import Serving
 from engine.quickstart import spec as world_spec
 from engine.ranking import RerankPolicy, ValueModel, ValueTerm
-from engine.ranking.ranker import Ranker, _candidates, _recent_rows, _request_fields
+from engine.ranking.ranker import Ranker, _recent_rows, _request_fields
 from engine.ranking.value_model import RETRIEVAL_SCORE
 
 # First phases: one head's first trees (the full heads then continue the
@@ -45,7 +45,7 @@ def _candidates_of(s: Serving, req):
     row = s.user_row(req.user_id)
     recent = _recent_rows(s, req.recent_item_ids)
     vector = ranker._user_vector(s, req, row, recent)
-    rows, _, retrieval = _candidates(s, s.manifest.surfaces[req.surface], req.filters, vector, recent)
+    rows, _, retrieval = candidates_step_by_step(s, s.manifest.surfaces[req.surface], req.filters, vector, recent)
     return s.assembler.assemble(rows, _request_fields(s, req, row, vector)), rows, retrieval
 
 

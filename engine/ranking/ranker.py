@@ -7,6 +7,7 @@ whole candidate set (no Python loop per candidate):
                   or the mean of the recent items' vectors; none = cold start
     candidates    ANN over item embeddings with the request's filters
                   + popular items in scope + newest items without embeddings
+                  (one `_core.CandidateStage` call)
     features      FeatureAssembler (cpp/features/) over the candidates
     heads         the surface's first phase, if any, then the bundle's
                   compiled Forest (p_click, p_order, ...) on what it keeps
@@ -33,12 +34,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from engine import _core, _validate
+from engine import _validate
 from engine.bundle.serving import Serving
 from engine.impressions.record import ImpressionRecord
 from engine.ranking.request import RankRequest, RankResponse
 from engine.ranking.value_model import RETRIEVAL_SCORE
 
+# RankResponse.sources codes (cpp/rerank/candidate_stage.hpp's kSource*).
 SOURCE_ANN, SOURCE_POPULAR, SOURCE_NEW = 0, 1, 2
 SOURCE_NAMES = ("ann", "popular", "new")
 
@@ -108,7 +110,7 @@ class Ranker:
         user_vector = self._user_vector(s, request, user_row, recent)
         t1 = time.perf_counter_ns()
 
-        # One native call; _candidates below is the same step by step.
+        # One native call (tests/pipeline_support.py has it step by step).
         rows, source, retrieval = s.candidates.run(
             user_vector, settings.ann_candidates, conditions, settings.ann_ef or 0, settings.popular_candidates,
             settings.new_item_candidates, recent)
@@ -238,41 +240,9 @@ def _conditions(s: Serving, filters: dict) -> list:
     for name, value in filters.items():
         if name not in s.attributes:
             raise ValueError(f"filters: unknown attribute {name!r} (filterable: {sorted(s.attributes)})")
-        kind = s.attribute_kinds[name]
-        if _validate.is_plain_filter_value(value, kind):
-            conditions.append((name, np.array([value], dtype=np.int64)))
-        else:  # lists, numpy values, or an error naming the filter
-            conditions.append((name, _validate.filter_values(name, value, kind)))
+        # One value, a list or numpy values; or an error naming the filter.
+        conditions.append((name, _validate.filter_values(name, value, s.attribute_kinds[name])))
     return conditions
-
-
-def _candidates(s: Serving, settings, filters: dict, user_vector, recent: np.ndarray):
-    """(item rows, source code, retrieval score) of the candidates, deduplicated, recent items removed:
-    Serving.candidates (the request path) step by step, its reference in tests."""
-    parts, codes, scores = [], [], []
-    n_popular = settings.popular_candidates
-    if user_vector is not None and settings.ann_candidates:
-        ids, sim = s.index.search(user_vector, settings.ann_candidates, filter=filters or None,
-                                  ef=settings.ann_ef)
-        found = ids[0] >= 0
-        parts.append(ids[0][found])
-        codes.append(SOURCE_ANN)
-        scores.append(sim[0][found])
-    else:
-        n_popular += settings.ann_candidates  # a cold start fills the ANN share from popularity
-    for code, name, n in ((SOURCE_POPULAR, "popular", n_popular), (SOURCE_NEW, "new", settings.new_item_candidates)):
-        r = s.lists.rows(name, filters, s.attributes, n)
-        parts.append(r)
-        codes.append(code)
-        if user_vector is not None:  # scored natively, for the rows kept only
-            scores.append(None)
-        else:  # rank order within the list, in (0, 1]
-            scores.append((1.0 - np.arange(len(r)) / max(len(r), 1)).astype(np.float32))
-    # The first copy of each row (ANN before popular before new), recent items dropped.
-    if user_vector is None:
-        return _core.merge_candidates(parts, scores, codes, recent, s.manifest.n_items)
-    return _core.merge_candidates(parts, scores, codes, recent, s.manifest.n_items, s.vectors, user_vector,
-                                  s.vector_rows)
 
 
 def _request_fields(s: Serving, request: RankRequest, user_row: int, user_vector) -> dict:
