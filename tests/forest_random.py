@@ -10,7 +10,7 @@ from engine.forest.ir import CAT_INT_CAST, CATEGORICAL, DEFAULT_LEFT, ZERO_IS_MI
 
 
 def random_tree(rng: np.random.Generator, n_features: int, max_depth: int, categorical: bool,
-                zero_missing: bool, width: int, few_thresholds: bool = False):
+                zero_missing: bool, width: int, few_thresholds: bool = False, split_probability: float = 0.8):
     """One tree as (feature, threshold, left, right, flags, cat words per node, leaf values);
     nodes are numbered in creation order, so children follow their parent."""
     feature, threshold, left, right, flags, cats, values = [], [], [], [], [], [], []
@@ -19,7 +19,7 @@ def random_tree(rng: np.random.Generator, n_features: int, max_depth: int, categ
         i = len(feature)
         feature.append(-1); threshold.append(np.nan); left.append(-1); right.append(-1)
         flags.append(0); cats.append(None); values.append(np.zeros(width))
-        split = depth < max_depth and (depth < 2 or rng.random() < 0.8)
+        split = depth < max_depth and (depth < 2 or rng.random() < split_probability)
         if not split:
             values[i] = rng.normal(0, 1, width)
             return i
@@ -45,9 +45,10 @@ def random_tree(rng: np.random.Generator, n_features: int, max_depth: int, categ
 def random_head(seed: int, n_trees: int = 40, n_features: int = 12, max_depth: int = 7, *,
                 categorical: bool = True, zero_missing: bool = True, n_outputs: int = 1,
                 vector_leaves: bool = False, transform: str = "identity", accumulate: str = "f64",
-                name: str = "score", few_thresholds: bool = False) -> HeadIR:
+                name: str = "score", few_thresholds: bool = False, split_probability: float = 0.8) -> HeadIR:
     """few_thresholds: integer thresholds only, so that trees repeat each other's splits as
-    histogram-trained models do (7 per feature, against a new one per split otherwise)."""
+    histogram-trained models do (7 per feature, against a new one per split otherwise).
+    split_probability: of a node below depth 2 (1: every tree complete to its depth)."""
     rng = np.random.default_rng(seed)
     width = n_outputs if vector_leaves else 1
     cols = {k: [] for k in ("feature", "threshold", "left", "right", "flags", "leaf_value")}
@@ -55,7 +56,7 @@ def random_head(seed: int, n_trees: int = 40, n_features: int = 12, max_depth: i
     for _ in range(n_trees):
         depth = int(rng.integers(0, max_depth + 1))
         feature, threshold, left, right, flags, cats, values = random_tree(
-            rng, n_features, depth, categorical, zero_missing, width, few_thresholds)
+            rng, n_features, depth, categorical, zero_missing, width, few_thresholds, split_probability)
         for c, v in zip(("feature", "threshold", "left", "right", "flags"), (feature, threshold, left, right, flags)):
             cols[c].extend(v)
         cols["leaf_value"].extend(np.concatenate(values))

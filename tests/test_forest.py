@@ -47,6 +47,8 @@ KINDS = {
     "binned f64": dict(categorical=False, zero_missing=False, max_depth=6, n_trees=60),
     "binned zero missing": dict(categorical=False, max_depth=6, n_trees=60),
     "binned multiclass": dict(categorical=False, n_outputs=3, transform="softmax", max_depth=6),
+    # Complete trees up to 6 levels: every one of a 64-leaf tree's leaf groups (binned_alive_avx512.hpp).
+    "binned complete": dict(categorical=False, max_depth=6, n_trees=30, split_probability=1.0),
     # Up to 8 levels and more than 64 leaves: the top 6 in tables, the bottom 2 by slot.
     "binned deep f32": dict(categorical=False, zero_missing=False, accumulate="f32", max_depth=8, n_trees=40),
     "binned deep zero missing": dict(categorical=False, max_depth=8, n_trees=40),

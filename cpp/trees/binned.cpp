@@ -1,6 +1,7 @@
 #include "trees/binned.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include "trees/forest.hpp"
 
@@ -218,6 +219,34 @@ BinnedForest bin_forest(const Forest& f) {
       }
     }
   }
+  // Each tree's splits parent first (breadth first from the root) as
+  // AliveSteps, and its leaf values as byte planes.
+  b.leaf_planes.assign(f.n_trees(), LeafPlanes{});
+  for (size_t ti = 0; ti < f.n_trees(); ++ti) {
+    BinnedTreeInfo& info = b.info[ti];
+    if (info.bottom >= 0) continue;
+    const BinnedTree& bt = b.trees[ti];
+    for (uint32_t j = 0; j < 64; ++j) {
+      uint8_t bytes[8] = {};
+      if (info.f32) std::memcpy(bytes, &bt.values.f32[j], sizeof(float));
+      else std::memcpy(bytes, &bt.values.f64[j], sizeof(double));
+      for (int k = 0; k < 8; ++k) b.leaf_planes[ti].plane[k][j] = bytes[k];
+    }
+    info.steps_at = uint32_t(b.alive_steps.size());
+    if (info.root >= kBinnedLeaf) continue;  // one leaf: no split
+    uint8_t order[64], slot[64];  // order: splits parent first; slot: a split's place in it
+    uint32_t n = 0;
+    order[n++] = info.root;
+    for (uint32_t i = 0; i < n; ++i)
+      for (const uint8_t c : {bt.left[order[i]], bt.right[order[i]]})
+        if (c < kBinnedLeaf) order[n++] = c;
+    for (uint32_t i = 0; i < n; ++i) slot[order[i]] = uint8_t(i);
+    const auto slot_of = [&](uint8_t node) { return node < kBinnedLeaf ? slot[node] : node; };
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint8_t s = order[i];
+      b.alive_steps.push_back(AliveStep{0, s, slot_of(bt.left[s]), slot_of(bt.right[s]), {}});
+    }
+  }
   // The distinct splits of the trees without a bottom (binned.hpp's split_pairs).
   const auto pair_code = [](const BinnedTree& bt, uint32_t i) { return uint32_t(bt.block_column[i]) << 8 | bt.rank[i]; };
   std::vector<uint32_t> pairs;
@@ -230,9 +259,11 @@ BinnedForest bin_forest(const Forest& f) {
   if (!pairs.empty() && 2 * pairs.size() <= n_splits && pairs.size() <= 65536) {
     for (size_t ti = 0; ti < f.n_trees(); ++ti)
       if (b.info[ti].bottom < 0)
-        for (uint32_t i = 0; i < b.info[ti].n_splits; ++i)
-          b.trees[ti].pair[i] = uint16_t(std::lower_bound(pairs.begin(), pairs.end(), pair_code(b.trees[ti], i)) -
-                                         pairs.begin());
+        for (uint32_t i = 0; i < b.info[ti].n_splits; ++i) {
+          AliveStep& step = b.alive_steps[b.info[ti].steps_at + i];
+          step.pair = uint16_t(std::lower_bound(pairs.begin(), pairs.end(), pair_code(b.trees[ti], step.split)) -
+                               pairs.begin());
+        }
     b.split_pairs = std::move(pairs);
   }
   b.usable = true;

@@ -17,10 +17,9 @@
 //
 // A tree with at most 64 leaves then needs, per row, 64 bits of split
 // outcomes. A full block of 64 rows compares each split once for all its
-// rows (a 64-bit row mask per split) and walks the 64 rows together, a byte
-// of node id each, looking each step's outcome up in byte tables of those
-// masks; fewer rows gather one row's outcomes into a word and walk 8 rows
-// per instruction. Trees of 7 or 8 levels add three words for their bottom
+// rows (a 64-bit row mask per split) and finds each node's rows from its
+// parent's (AliveStep); fewer rows gather one row's outcomes into a word
+// and walk 8 rows per instruction. Trees of 7 or 8 levels add three words for their bottom
 // two (BinnedBottom), in blocks of 64 rows. Forests this cannot
 // express (categorical splits, vector leaves, trees with more than 64
 // leaves and more than 8 levels, over 32,000 bin columns) keep the general
@@ -60,8 +59,6 @@ struct alignas(64) BinnedTree {
   // left and right side by side, [2 * node + went right]: a scalar walk's
   // step is then one load, not two loads and a select.
   uint8_t child[256];
-  // The split's index in BinnedForest::split_pairs (when that is not empty).
-  uint16_t pair[64];
 };
 
 // Trees with more than 64 leaves and at most 8 levels (XGBoost's depth 7
@@ -104,6 +101,13 @@ struct BinnedComplete {
   std::vector<double> values_f64;  // otherwise
 };
 
+// A tree's leaf values as byte planes for the full-block walk: plane[k][j]
+// is byte k of leaf j's value (a float value's 4 bytes, then zeros), so that
+// one byte permute per plane looks up 64 rows' leaves.
+struct alignas(64) LeafPlanes {
+  uint8_t plane[8][64];
+};
+
 struct BinnedTreeInfo {
   uint32_t chunk_mask_at = 0;  // first of the tree's n_chunks - 1 masks in chunk_masks
   uint8_t root = 0;            // 0, or kBinnedLeaf for a tree that is one leaf
@@ -113,6 +117,20 @@ struct BinnedTreeInfo {
   bool f32 = false;
   uint32_t output = 0;
   int32_t bottom = -1;  // index into BinnedForest::bottoms, or -1
+  uint32_t steps_at = 0;  // first of the tree's n_splits AliveSteps (trees without a bottom)
+};
+
+// A tree as the rows it lets reach each node, for full blocks
+// (binned_alive_avx512.hpp): a node's rows are its parent's rows that go its
+// way, one AND per split and block instead of a step per level for every
+// row. Splits come parent first; a split's rows are slot i of the walk's
+// array (i: its place in this order), a leaf's slot kBinnedLeaf + j.
+struct AliveStep {
+  uint16_t pair;   // the split's index in split_pairs (when that is not empty)
+  uint8_t split;   // its node id in the tables (SplitMasks::top)
+  uint8_t left;    // the children's slots
+  uint8_t right;
+  uint8_t unused[3];
 };
 
 // A feature some split reads: its thresholds' keys, ascending, padded with
@@ -151,6 +169,8 @@ struct BinnedForest {
   // when there are at most half as many as splits: a block's compares are
   // then made once per distinct split, not once per tree that holds it.
   std::vector<uint32_t> split_pairs;
+  std::vector<AliveStep> alive_steps;  // per tree without a bottom, at BinnedTreeInfo::steps_at
+  std::vector<LeafPlanes> leaf_planes;  // parallel to trees (zeros for trees with a bottom)
 };
 
 // Empty (usable = false) when the forest has anything the binned form cannot

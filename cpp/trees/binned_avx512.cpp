@@ -7,15 +7,14 @@
 //     full blocks: a 64-row mask per split   (one compare per distinct split
 //                                             of the forest, or per split)
 //     fewer rows: a 64-split word per row    binned_outcomes_avx512.hpp
-//   full blocks: 64 rows (one per byte) step together (walk_chains):
-//     node = W[node][row] ? right[node] : left[node]   4 vpermt2b, 2 vpermi2b
+//   full blocks: each node's rows, its parent's AND (NOT) W[split], then
+//     each row's leaf from its leaf's mask   binned_alive_avx512.hpp
 //   fewer rows: 8 rows (one per 64-bit lane) step together (walk_groups):
 //     node = W[row][node] ? right[node] : left[node]   vpshufbitqmb, 2 vpermi2b
 //   and the leaf's value comes from 64 values held in registers.
 //
-// A tree's tables are fetched once per visit of up to 4 blocks and a step
-// reads only registers and L1, so the walk is bound by the permute port and
-// its latency, not by the load chains that limit the general walk (walk.hpp).
+// A tree's tables are fetched once per visit of up to 4 blocks, and neither
+// walk waits on the load chains that limit the general walk (walk.hpp).
 // Forests without a binned form take that general walk.
 #include <immintrin.h>
 
@@ -26,6 +25,7 @@
 #include <vector>
 
 #include "trees/binned.hpp"
+#include "trees/binned_alive_avx512.hpp"
 #include "trees/binned_bins_avx512.hpp"
 #include "trees/binned_outcomes_avx512.hpp"
 #include "trees/eval.hpp"
@@ -66,16 +66,6 @@ inline void walk_groups(const TreeRegisters& t, const BinnedTreeInfo& info, cons
 #pragma GCC unroll 8
     for (int g = 0; g < G; ++g) node[g] = step(t, w[g], node[g]);
   }
-}
-
-// Rows [8g, 8g + 8) of an output's block column (sums_to_columns) += v, in
-// the head's precision (XGBoost's float sums are held as floats).
-inline void add_leaves(__m512d v, double* column, int g) {
-  _mm512_storeu_pd(column + 8 * g, _mm512_add_pd(_mm512_loadu_pd(column + 8 * g), v));
-}
-inline void add_leaves(__m256 v, double* column, int g) {
-  float* sums = reinterpret_cast<float*>(column) + 8 * g;
-  _mm256_storeu_ps(sums, _mm256_add_ps(_mm256_loadu_ps(sums), v));
 }
 
 // The leaf values of 8 lanes at table nodes `node`.
@@ -143,96 +133,6 @@ inline void walk_deep_tree_block(const BinnedForest& b, size_t ti, const SplitMa
 // ns per row-tree at batch 4096, 1 -> 4 blocks: XGBoost depth 8, 1,000 trees
 // 5.47 -> 5.16, 500 trees 6.27 -> 5.90; LightGBM unchanged (+-1 %).
 constexpr size_t kBlocksPerVisit = 4;
-
-// Trees over whole blocks with 64 rows to a register, a row's node id a
-// byte: its split's outcome is bit (row % 8) of byte table row / 8 of its
-// block's masks (byte_tables), looked up by node id, two tables per 16
-// rows; its leaf value is 8 (or 4, for floats) byte planes looked up by
-// leaf and put back together by byte_words. Per step and 64 rows that is
-// 4 table lookups, 3 blends, a bit test and the two child lookups, against
-// 8 x 4 operations for the 8-rows-per-register walk (walk_groups). In
-// process, the pipeline benchmark's heads (1,000 LightGBM trees of 63
-// leaves, 448 rows): 2.43 -> 1.70 ns per row-tree; the masks gathered from
-// the distinct splits' (7,046 for 62,000 splits) a further 1.70 -> 1.64,
-// and a split's masks for all blocks in one cache line 1.76 -> 1.70.
-// Chaining the 4 lookups as masked permutes (no blends), one child lookup
-// from a doubled node id, stopping once every row is at a leaf and 8 blocks
-// per visit were all slower.
-//
-// A chain is one tree over one block; a walk steps up to kBlocksPerVisit
-// chains side by side, since one chain alone waits on each step's latency:
-// the blocks of a visit, and with fewer blocks consecutive trees over each
-// (1,000 pipeline trees in process: 128 rows 266 -> 230 us, 64 rows 137).
-struct Chain {
-  size_t tree;
-  double* column;  // the block's sums for the tree's output (sums_to_columns)
-};
-
-template <bool F32>
-inline void walk_chains(const BinnedForest& b, const Chain* chains, const __m512i (*words)[8], size_t n) {
-  alignas(64) static const auto lanes = [] {
-    struct { uint8_t octet[64], bit[64]; } c;
-    for (int p = 0; p < 64; ++p) {
-      c.octet[p] = uint8_t(((p >> 3) & 1) << 6);  // second table of the pair: rows 8..15 of each 16
-      c.bit[p] = uint8_t(1u << (p & 7));
-    }
-    return c;
-  }();
-  const __m512i octet = _mm512_load_si512(lanes.octet), bit = _mm512_load_si512(lanes.bit);
-  const __m512i low6 = _mm512_set1_epi8(63);
-  __m512i tables[kBlocksPerVisit][8], node[kBlocksPerVisit];
-  uint32_t depth = 0;
-  for (size_t c = 0; c < n; ++c) {
-    byte_tables(words[c], tables[c]);
-    node[c] = _mm512_set1_epi8(char(b.info[chains[c].tree].root));
-    depth = std::max<uint32_t>(depth, b.info[chains[c].tree].depth);
-  }
-  for (uint32_t s = 0; s < depth; ++s) {
-    for (size_t c = 0; c < n; ++c) {
-      const __m512i* t = tables[c];
-      const BinnedTree& tree = b.trees[chains[c].tree];
-      const __m512i idx = _mm512_ternarylogic_epi32(node[c], low6, octet, 0xEA);  // (node & 63) | octet
-      const __m512i g0 = _mm512_permutex2var_epi8(t[0], idx, t[1]);
-      const __m512i g1 = _mm512_permutex2var_epi8(t[2], idx, t[3]);
-      const __m512i g2 = _mm512_permutex2var_epi8(t[4], idx, t[5]);
-      const __m512i g3 = _mm512_permutex2var_epi8(t[6], idx, t[7]);
-      const __m512i lo = _mm512_mask_mov_epi8(g0, 0x00000000FFFF0000ull, g1);
-      const __m512i hi = _mm512_mask_mov_epi8(g2, 0xFFFF000000000000ull, g3);
-      const __mmask64 right = _mm512_test_epi8_mask(_mm512_mask_mov_epi8(lo, 0xFFFFFFFF00000000ull, hi), bit);
-      const __m512i left = _mm512_permutex2var_epi8(_mm512_load_si512(tree.left), node[c], _mm512_load_si512(tree.left + 64));
-      node[c] = _mm512_mask_mov_epi8(left, right, _mm512_permutex2var_epi8(_mm512_load_si512(tree.right), node[c],
-                                                                          _mm512_load_si512(tree.right + 64)));
-    }
-  }
-  // Leaf values as byte planes (planes[k] byte j: byte k of leaf j's value),
-  // once per tree: chains of one tree are consecutive.
-  constexpr int n_planes = F32 ? 4 : 8;
-  __m512i planes[8];
-  for (size_t c = 0; c < n; ++c) {
-    const BinnedTree& tree = b.trees[chains[c].tree];
-    if (c == 0 || chains[c].tree != chains[c - 1].tree) {
-      __m512i values[8];
-      if constexpr (F32) {
-        for (int i = 0; i < 4; ++i) {
-          const __m512i v = _mm512_load_si512(tree.values.f32 + 16 * i);
-          values[2 * i] = _mm512_cvtepu32_epi64(_mm512_castsi512_si256(v));
-          values[2 * i + 1] = _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(v, 1));
-        }
-      } else {
-        for (int i = 0; i < 8; ++i) values[i] = _mm512_load_si512(tree.values.f64 + 8 * i);
-      }
-      byte_tables(values, planes);
-    }
-    __m512i p[8], v[8];
-    for (int i = 0; i < 8; ++i)
-      p[i] = i < n_planes ? _mm512_permutexvar_epi8(node[c], planes[i]) : _mm512_setzero_si512();
-    byte_words(p, v);  // v[a] lane j: row 8a + j's leaf value
-    for (int a = 0; a < 8; ++a) {
-      if constexpr (F32) add_leaves(_mm256_castsi256_ps(_mm512_cvtepi64_epi32(v[a])), chains[c].column, a);
-      else add_leaves(_mm512_castsi512_pd(v[a]), chains[c].column, a);
-    }
-  }
-}
 
 // v[k], the leaf value tree t0 + k gives a row, added to the row's sums in
 // tree order; the sum stays in a register while consecutive trees add to
@@ -351,6 +251,24 @@ void walk_rows(const BinnedForest& b, size_t tb, size_t te, const uint8_t* bins,
   }
 }
 
+// The words of a split's row masks for a visit of `blocks` blocks (walk_alive's B).
+inline size_t row_set_width(size_t blocks) { return blocks <= 2 ? blocks : 4; }
+
+// walk_alive over a visit's blocks, in the tree's precision.
+template <bool ByPairs>
+void walk_alive_blocks(const BinnedForest& b, size_t ti, const uint64_t* masks, size_t blocks,
+                       double* const* columns) {
+  const bool f32 = b.info[ti].f32;
+  switch (row_set_width(blocks)) {
+    case 1: return f32 ? walk_alive<1, ByPairs, true>(b, ti, masks, blocks, columns)
+                       : walk_alive<1, ByPairs, false>(b, ti, masks, blocks, columns);
+    case 2: return f32 ? walk_alive<2, ByPairs, true>(b, ti, masks, blocks, columns)
+                       : walk_alive<2, ByPairs, false>(b, ti, masks, blocks, columns);
+    default: return f32 ? walk_alive<4, ByPairs, true>(b, ti, masks, blocks, columns)
+                        : walk_alive<4, ByPairs, false>(b, ti, masks, blocks, columns);
+  }
+}
+
 // The rows after a visit's blocks, fetched into L2 a few cache lines per
 // tree while those blocks walk: a large batch streams from memory
 // otherwise, and binning would wait on every row.
@@ -447,93 +365,43 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
   size_t n_splits = 0;
   for (size_t ti = tb; ti < te; ++ti) n_splits += b.info[ti].n_splits;
   const bool by_pairs = !b.split_pairs.empty() && 2 * b.split_pairs.size() <= n_splits;
+  const size_t width = row_set_width(blocks);  // words per split in pair_masks and split_rows
   if (by_pairs) {
     const size_t np = b.split_pairs.size();
     for (size_t k = 0; k < blocks; ++k) {
       const uint8_t* columns = buf.bins.data() + k * block_bytes;
       for (size_t p = 0; p < np; ++p) {
         const uint32_t code = b.split_pairs[p];
-        buf.pair_masks[p * kBlocksPerVisit + k] = _cvtmask64_u64(
+        buf.pair_masks[p * width + k] = _cvtmask64_u64(
             _mm512_cmplt_epu8_mask(_mm512_set1_epi8(char(code & 255)), _mm512_load_si512(columns + 64 * size_t(code >> 8))));
       }
     }
   }
-  SplitMasks masks[kBlocksPerVisit] = {};  // bits no split sets are read but never matter
-  // The split masks of tree ti over block k, 8 to a register, for chain c.
-  __m512i words[kBlocksPerVisit][8];
-  const auto tree_words = [&](size_t ti, size_t k, size_t c) {
-    if (!by_pairs) {
-      compare_splits(b.trees[ti], b.info[ti], nullptr, buf.bins.data() + k * block_bytes, masks[c]);
-      for (int a = 0; a < 8; ++a) words[c][a] = _mm512_load_si512(masks[c].top + 8 * a);
-      return;
-    }
-    // A split's masks for the visit's blocks share a cache line.
-    const long long* pair_masks = reinterpret_cast<const long long*>(buf.pair_masks.data() + k);
-    const __m256i stride = _mm256_set1_epi32(int(kBlocksPerVisit));
-    for (int a = 0; a < 8; ++a) {
-      const __m128i pairs = _mm_load_si128(reinterpret_cast<const __m128i*>(b.trees[ti].pair + 8 * a));
-      words[c][a] = _mm512_i32gather_epi64(_mm256_mullo_epi32(_mm256_cvtepu16_epi32(pairs), stride), pair_masks, 8);
-    }
-  };
-  // tree_words for every block of a visit at once, chains first .. first +
-  // blocks - 1: a split's masks for the visit's blocks are one 32-byte load
-  // (16 bytes for 2 blocks), and 8 splits' loads transpose into the blocks'
-  // registers. The 8 gathers per block they replace were a quarter of the
-  // walk's time (pipeline heads, 448 rows: 1.72 -> 1.46 ns per row-tree; 128
-  // rows: 1.86 -> 1.68). A single block keeps the gathers.
-  const bool by_visit = by_pairs && blocks >= 2;
-  const auto visit_words = [&](size_t ti, size_t first) {
-    const uint64_t* pm = buf.pair_masks.data();
-    for (int a = 0; a < 8; ++a) {
-      const uint16_t* pair = b.trees[ti].pair + 8 * a;
-      const auto masks = [&](int j) { return pm + size_t(pair[j]) * kBlocksPerVisit; };
-      if (blocks == 2) {
-        const auto x = [&](int j) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(masks(j))); };
-        __m512i z0 = _mm512_castsi128_si512(x(0)), z1 = _mm512_castsi128_si512(x(4));
-        for (int q = 1; q < 4; ++q) {
-          z0 = _mm512_inserti64x2(z0, x(q), q);
-          z1 = _mm512_inserti64x2(z1, x(4 + q), q);
-        }
-        words[first][a] = _mm512_permutex2var_epi64(z0, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), z1);
-        words[first + 1][a] = _mm512_permutex2var_epi64(z0, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), z1);
-        continue;
-      }
-      const auto y = [&](int j) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(masks(j))); };
-      const auto z = [&](int j) { return _mm512_inserti64x4(_mm512_castsi256_si512(y(j)), y(j + 1), 1); };
-      const __m512i lo = _mm512_setr_epi64(0, 4, 8, 12, 1, 5, 9, 13), hi = _mm512_setr_epi64(2, 6, 10, 14, 3, 7, 11, 15);
-      const __m512i z01 = z(0), z23 = z(2), z45 = z(4), z67 = z(6);
-      const __m512i t0 = _mm512_permutex2var_epi64(z01, lo, z23), t1 = _mm512_permutex2var_epi64(z01, hi, z23);
-      const __m512i u0 = _mm512_permutex2var_epi64(z45, lo, z67), u1 = _mm512_permutex2var_epi64(z45, hi, z67);
-      const __m512i w[4] = {_mm512_shuffle_i64x2(t0, u0, 0x44), _mm512_shuffle_i64x2(t0, u0, 0xEE),
-                            _mm512_shuffle_i64x2(t1, u1, 0x44), _mm512_shuffle_i64x2(t1, u1, 0xEE)};
-      for (size_t k = 0; k < blocks; ++k) words[first + k][a] = w[k];
-    }
-  };
+  // Trees without a bottom walk as row sets (binned_alive_avx512.hpp), from
+  // the split masks of every block of the visit, [split][block]: the
+  // distinct splits' or, per tree, its own.
+  SplitMasks masks[kBlocksPerVisit];
+  alignas(64) uint64_t split_rows[64 * kBlocksPerVisit];
   for (size_t ti = tb; ti < te; ++ti) {
     next.step();
     const BinnedTreeInfo& info = b.info[ti];
-    const BinnedBottom* bottom = info.bottom < 0 ? nullptr : &b.bottoms[size_t(info.bottom)];
-    if (!bottom) {
-      // With fewer blocks, the next trees' chains join (same precision, no bottom).
-      size_t n_trees = 1;
-      while ((n_trees + 1) * blocks <= kBlocksPerVisit && ti + n_trees < te &&
-             b.info[ti + n_trees].bottom < 0 && b.info[ti + n_trees].f32 == info.f32)
-        ++n_trees;
-      Chain chains[kBlocksPerVisit];
-      size_t n = 0;
-      for (size_t t = ti; t < ti + n_trees; ++t) {
-        if (by_visit) visit_words(t, n);
-        for (size_t k = 0; k < blocks; ++k, ++n) {
-          chains[n] = {t, buf.columns.data() + (k * n_out + b.info[t].output) * kBlockRows};
-          if (!by_visit) tree_words(t, k, n);
-        }
+    if (info.bottom < 0) {
+      double* columns[kBlocksPerVisit];
+      for (size_t k = 0; k < blocks; ++k) columns[k] = buf.columns.data() + (k * n_out + info.output) * kBlockRows;
+      if (by_pairs) {
+        walk_alive_blocks<true>(b, ti, buf.pair_masks.data(), blocks, columns);
+        continue;
       }
-      if (info.f32) walk_chains<true>(b, chains, words, n);
-      else walk_chains<false>(b, chains, words, n);
-      for (size_t t = 1; t < n_trees; ++t) next.step();
-      ti += n_trees - 1;
+      for (size_t k = 0; k < blocks; ++k) {
+        const uint8_t* block = buf.bins.data() + k * block_bytes;
+        if (width == 1) compare_tree_splits<1>(b.trees[ti], info, block, split_rows);
+        else if (width == 2) compare_tree_splits<2>(b.trees[ti], info, block, split_rows + k);
+        else compare_tree_splits<4>(b.trees[ti], info, block, split_rows + k);
+      }
+      walk_alive_blocks<false>(b, ti, split_rows, blocks, columns);
       continue;
     }
+    const BinnedBottom* bottom = &b.bottoms[size_t(info.bottom)];
     for (size_t k = 0; k < blocks; ++k)
       compare_splits(b.trees[ti], info, bottom, buf.bins.data() + k * block_bytes, masks[k]);
     for (size_t k = 0; k < blocks; ++k) {

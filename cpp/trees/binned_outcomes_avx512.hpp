@@ -121,19 +121,21 @@ inline void transpose_bits(const uint64_t* in, __m512i* out) {
   for (int b = 0; b < 8; ++b) out[b] = transpose_bytes(s[b], false);
 }
 
-// 64 words (w[a] lane j: word 8a + j) as 8 byte tables: out[b] byte i =
-// byte b of word i. Split masks become per-row-octet lookup tables (byte
-// b: rows 8b .. 8b + 7), leaf values byte planes.
-inline void byte_tables(const __m512i* w, __m512i* out) {
-  __m512i v[8];
-  for (int a = 0; a < 8; ++a) v[a] = transpose_bytes(w[a], false);  // v[a] lane b byte j: byte b of word 8a + j
-  transpose_qwords(v, out);
-}
-
-// The inverse: out[a] lane j byte k = planes[k] byte 8a + j.
+// out[a] lane j byte k = planes[k] byte 8a + j: 64 values' bytes, looked up
+// as byte planes, put back together as words.
 inline void byte_words(const __m512i* planes, __m512i* out) {
   transpose_qwords(planes, out);
   for (int a = 0; a < 8; ++a) out[a] = transpose_bytes(out[a], false);
+}
+
+// Rows [8g, 8g + 8) of an output's block column (sums_to_columns) += v, in
+// the head's precision (XGBoost's float sums are held as floats).
+inline void add_leaves(__m512d v, double* column, int g) {
+  _mm512_storeu_pd(column + 8 * g, _mm512_add_pd(_mm512_loadu_pd(column + 8 * g), v));
+}
+inline void add_leaves(__m256 v, double* column, int g) {
+  float* sums = reinterpret_cast<float*>(column) + 8 * g;
+  _mm256_storeu_ps(sums, _mm256_add_ps(_mm256_loadu_ps(sums), v));
 }
 
 // Split outcomes of rows [0, 8G) from row-major bins (one gather per row).
