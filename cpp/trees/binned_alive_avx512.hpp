@@ -28,7 +28,7 @@
 namespace engine::trees {
 namespace {  // internal linkage: the one translation unit keeps its own copy
 
-// One node's rows for B blocks (B = 1, 2 or 4), the masks of the visit's
+// One node's rows for B blocks (B = 1, 2, 4 or 8), the masks of the visit's
 // blocks of a split being B consecutive words.
 template <int B>
 struct RowSets;
@@ -60,6 +60,16 @@ struct RowSets<4> {
   static V without(V a, V m) { return _mm256_andnot_si256(m, a); }
 };
 
+template <>
+struct RowSets<8> {
+  using V = __m512i;
+  static V all() { return _mm512_set1_epi64(-1); }
+  static V none() { return _mm512_setzero_si512(); }
+  static V load(const uint64_t* m) { return _mm512_loadu_si512(m); }
+  static V with(V a, V m) { return _mm512_and_si512(a, m); }
+  static V without(V a, V m) { return _mm512_andnot_si512(m, a); }
+};
+
 // Leaves 8a .. 8a + 7 of block k (their masks' word k of B): lane l = leaf 8a + l.
 template <int B>
 inline __m512i leaf_group(const uint64_t* leaves, int a, int k) {
@@ -89,18 +99,27 @@ constexpr uint64_t kLeafNumberMatrices[8] = {leaf_number_matrix(0), leaf_number_
                                              leaf_number_matrix(3), leaf_number_matrix(4), leaf_number_matrix(5),
                                              leaf_number_matrix(6), leaf_number_matrix(7)};
 
-// Byte r: the leaf row r of block k reaches, from the leaves' row masks.
+// numbers[k] byte r: the leaf row r of block k reaches, from the leaves' row masks.
 template <int B>
-inline __m512i leaf_numbers(const uint64_t* leaves, int groups, int k) {
+inline void leaf_numbers(const uint64_t* leaves, int groups, size_t blocks, __m512i* numbers) {
   const __m512i identity = _mm512_set1_epi64(0x8040201008040201);
-  __m512i numbers = _mm512_setzero_si512();
+  for (size_t k = 0; k < blocks; ++k) numbers[k] = _mm512_setzero_si512();
   for (int a = 0; a < groups; ++a) {
-    // Byte r of lane r / 8: bit l set iff row r reaches leaf 8a + l (transpose_bits' first step).
-    const __m512i rows = _mm512_gf2p8affine_epi64_epi8(identity, transpose_bytes(leaf_group<B>(leaves, a, k), true), 0);
-    numbers = _mm512_xor_si512(numbers,
-                               _mm512_gf2p8affine_epi64_epi8(rows, _mm512_set1_epi64(int64_t(kLeafNumberMatrices[a])), 0));
+    __m512i group[8];  // group[k] lane l: leaf 8a + l's rows in block k
+    if constexpr (B == 8) {
+      __m512i by_leaf[8];
+      for (int l = 0; l < 8; ++l) by_leaf[l] = _mm512_load_si512(leaves + size_t(8 * a + l) * 8);
+      transpose_qwords(by_leaf, group);
+    } else {
+      for (size_t k = 0; k < blocks; ++k) group[k] = leaf_group<B>(leaves, a, int(k));
+    }
+    const __m512i to_number = _mm512_set1_epi64(int64_t(kLeafNumberMatrices[a]));
+    for (size_t k = 0; k < blocks; ++k) {
+      // Byte r of lane r / 8: bit l set iff row r reaches leaf 8a + l (transpose_bits' first step).
+      const __m512i rows = _mm512_gf2p8affine_epi64_epi8(identity, transpose_bytes(group[k], true), 0);
+      numbers[k] = _mm512_xor_si512(numbers[k], _mm512_gf2p8affine_epi64_epi8(rows, to_number, 0));
+    }
   }
-  return numbers;
 }
 
 // A block's rows += their leaves' values: byte r of `leaf` (low 6 bits) is
@@ -154,9 +173,9 @@ inline void walk_alive(const BinnedForest& b, size_t ti, const uint64_t* masks, 
       rows[step.left] = S::without(here, right);
     }
   }
-  const uint64_t* leaf_rows = reinterpret_cast<const uint64_t*>(rows + kBinnedLeaf);
-  for (size_t k = 0; k < blocks; ++k)
-    add_leaf_values<F32>(b.leaf_planes[ti], leaf_numbers<B>(leaf_rows, int(groups), int(k)), columns[k]);
+  __m512i numbers[B];
+  leaf_numbers<B>(reinterpret_cast<const uint64_t*>(rows + kBinnedLeaf), int(groups), blocks, numbers);
+  for (size_t k = 0; k < blocks; ++k) add_leaf_values<F32>(b.leaf_planes[ti], numbers[k], columns[k]);
 }
 
 }  // namespace
