@@ -120,12 +120,18 @@ BinnedForest bin_forest(const Forest& f) {
     const uint32_t cut = deep ? kTopDepth : UINT32_MAX;
     const auto in_tables = [&](uint32_t q) { return !is_leaf(t.root + q) && depth[q] < cut; };
     info.depth = uint8_t(std::min<uint32_t>(t.depth, deep ? kTopDepth : 255));
-    // Splits that send missing values left first, then the others; exits after.
+    // Splits breadth first from the root, so that a split's parent has a
+    // lower id (the row-set walk's order, binned_alive_avx512.hpp); exits after.
     id.assign(t.n_nodes, 0);
     uint8_t next_split = 0, exits = 0;
-    for (int pass = 0; pass < 2; ++pass)
-      for (uint32_t q = 0; q < t.n_nodes; ++q)
-        if (in_tables(q) && missing_left(t.root + q) == (pass == 0)) id[q] = next_split++;
+    std::vector<uint32_t> queue;
+    if (in_tables(0)) queue.push_back(0);
+    for (size_t at = 0; at < queue.size(); ++at) {
+      const uint32_t q = queue[at];
+      id[q] = next_split++;
+      for (uint32_t side = 0; side < 2; ++side)
+        if (in_tables(child(q, side))) queue.push_back(child(q, side));
+    }
     for (uint32_t q = 0; q < t.n_nodes; ++q)
       if (!in_tables(q) && depth[q] <= cut) id[q] = uint8_t(kBinnedLeaf + exits++);
     info.root = id[0];
@@ -156,7 +162,7 @@ BinnedForest bin_forest(const Forest& f) {
         if (!deep) set_values(bt.values, i - kBinnedLeaf, 1, value(q));
         continue;
       }
-      info.n_missing_left += missing_left(t.root + q);
+      if (missing_left(t.root + q)) info.missing_left |= uint64_t{1} << i;
       uint32_t column;
       encode(q, column, bt.rank[i]);
       bt.column[i] = uint8_t(column & 127);
@@ -219,8 +225,7 @@ BinnedForest bin_forest(const Forest& f) {
       }
     }
   }
-  // Each tree's splits parent first (breadth first from the root) as
-  // AliveSteps, and its leaf values as byte planes.
+  // Each tree's children as AliveSteps, and its leaf values as byte planes.
   b.leaf_planes.assign(f.n_trees(), LeafPlanes{});
   for (size_t ti = 0; ti < f.n_trees(); ++ti) {
     BinnedTreeInfo& info = b.info[ti];
@@ -233,19 +238,7 @@ BinnedForest bin_forest(const Forest& f) {
       for (int k = 0; k < 8; ++k) b.leaf_planes[ti].plane[k][j] = bytes[k];
     }
     info.steps_at = uint32_t(b.alive_steps.size());
-    if (info.root >= kBinnedLeaf) continue;  // one leaf: no split
-    uint8_t order[64], slot[64];  // order: splits parent first; slot: a split's place in it
-    uint32_t n = 0;
-    order[n++] = info.root;
-    for (uint32_t i = 0; i < n; ++i)
-      for (const uint8_t c : {bt.left[order[i]], bt.right[order[i]]})
-        if (c < kBinnedLeaf) order[n++] = c;
-    for (uint32_t i = 0; i < n; ++i) slot[order[i]] = uint8_t(i);
-    const auto slot_of = [&](uint8_t node) { return node < kBinnedLeaf ? slot[node] : node; };
-    for (uint32_t i = 0; i < n; ++i) {
-      const uint8_t s = order[i];
-      b.alive_steps.push_back(AliveStep{0, s, slot_of(bt.left[s]), slot_of(bt.right[s]), {}});
-    }
+    for (uint32_t i = 0; i < info.n_splits; ++i) b.alive_steps.push_back(AliveStep{0, bt.left[i], bt.right[i]});
   }
   // The distinct splits of the trees without a bottom (binned.hpp's split_pairs).
   const auto pair_code = [](const BinnedTree& bt, uint32_t i) { return uint32_t(bt.block_column[i]) << 8 | bt.rank[i]; };
@@ -260,9 +253,8 @@ BinnedForest bin_forest(const Forest& f) {
     for (size_t ti = 0; ti < f.n_trees(); ++ti)
       if (b.info[ti].bottom < 0)
         for (uint32_t i = 0; i < b.info[ti].n_splits; ++i) {
-          AliveStep& step = b.alive_steps[b.info[ti].steps_at + i];
-          step.pair = uint16_t(std::lower_bound(pairs.begin(), pairs.end(), pair_code(b.trees[ti], step.split)) -
-                               pairs.begin());
+          b.alive_steps[b.info[ti].steps_at + i].pair =
+              uint16_t(std::lower_bound(pairs.begin(), pairs.end(), pair_code(b.trees[ti], i)) - pairs.begin());
         }
     b.split_pairs = std::move(pairs);
   }

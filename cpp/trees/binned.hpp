@@ -5,8 +5,8 @@
 // A row's bin for a feature is the number of the feature's distinct split
 // thresholds at or below its value, so `x >= threshold_j` iff `bin > j`,
 // exactly; a missing value's bin is 255, above every rank. Splits that send
-// missing values left mask that out when a row is walked alone (they come
-// first in their tree, so one mask per tree covers them); a block of rows
+// missing values left mask that out when a row is walked alone (one mask
+// per tree, BinnedTreeInfo::missing_left); a block of rows
 // holds a second copy of each column with missing as 0, which they compare
 // instead (BinnedTree::block_column). A bin column is a feature, or a feature
 // under LightGBM's zero-as-missing (zero is missing too), and ranks up to
@@ -113,24 +113,20 @@ struct BinnedTreeInfo {
   uint8_t root = 0;            // 0, or kBinnedLeaf for a tree that is one leaf
   uint8_t depth = 0;           // longest path in the tables, in splits (at most kTopDepth with a bottom)
   uint8_t n_splits = 0;
-  uint8_t n_missing_left = 0;  // splits 0 .. n_missing_left - 1 send missing values left
+  uint64_t missing_left = 0;   // bit per split that sends missing values left
   bool f32 = false;
   uint32_t output = 0;
   int32_t bottom = -1;  // index into BinnedForest::bottoms, or -1
   uint32_t steps_at = 0;  // first of the tree's n_splits AliveSteps (trees without a bottom)
 };
 
-// A tree as the rows it lets reach each node, for full blocks
-// (binned_alive_avx512.hpp): a node's rows are its parent's rows that go its
-// way, one AND per split and block instead of a step per level for every
-// row. Splits come parent first; a split's rows are slot i of the walk's
-// array (i: its place in this order), a leaf's slot kBinnedLeaf + j.
+// A split as the row-set walk (binned_alive_avx512.hpp) reads it: a node's
+// rows are its parent's rows that go its way, one AND per split and block;
+// split ids run breadth first, so parents come first.
 struct AliveStep {
-  uint16_t pair;   // the split's index in split_pairs (when that is not empty)
-  uint8_t split;   // its node id in the tables (SplitMasks::top)
-  uint8_t left;    // the children's slots
+  uint16_t pair;  // the split's index in split_pairs (when that is not empty)
+  uint8_t left;   // its children's node ids (leaves: kBinnedLeaf + j)
   uint8_t right;
-  uint8_t unused[3];
 };
 
 // A feature some split reads: its thresholds' keys, ascending, padded with

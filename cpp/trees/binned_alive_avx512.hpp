@@ -167,7 +167,7 @@ inline void walk_alive(const BinnedForest& b, size_t ti, const uint64_t* masks, 
 #pragma GCC unroll 4
     for (uint32_t i = 0; i < n; ++i) {
       const AliveStep step = steps[i];
-      const V right = S::load(masks + size_t(ByPairs ? step.pair : step.split) * B);
+      const V right = S::load(masks + (ByPairs ? size_t(step.pair) : size_t(i)) * B);
       const V here = rows[i];
       rows[step.right] = S::with(here, right);
       rows[step.left] = S::without(here, right);

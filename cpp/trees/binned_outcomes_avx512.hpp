@@ -14,9 +14,7 @@
 namespace engine::trees {
 namespace {  // internal linkage: the one translation unit keeps its own copy
 
-inline uint64_t missing_left_splits(const BinnedTreeInfo& info) {
-  return info.n_missing_left >= 64 ? ~uint64_t{0} : (uint64_t{1} << info.n_missing_left) - 1;
-}
+inline uint64_t missing_left_splits(const BinnedTreeInfo& info) { return info.missing_left; }
 
 struct TreeRegisters {
   __m512i column, rank, left0, left1, right0, right1;
