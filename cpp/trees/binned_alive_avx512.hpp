@@ -58,6 +58,8 @@ struct RowSets<4> {
   static V load(const uint64_t* m) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m)); }
   static V with(V a, V m) { return _mm256_and_si256(a, m); }
   static V without(V a, V m) { return _mm256_andnot_si256(m, a); }
+  static V xor_(V a, V m) { return _mm256_xor_si256(a, m); }
+  static __m512i wide(V a) { return _mm512_zextsi256_si512(a); }
 };
 
 template <>
@@ -68,21 +70,18 @@ struct RowSets<8> {
   static V load(const uint64_t* m) { return _mm512_loadu_si512(m); }
   static V with(V a, V m) { return _mm512_and_si512(a, m); }
   static V without(V a, V m) { return _mm512_andnot_si512(m, a); }
+  static V xor_(V a, V m) { return _mm512_xor_si512(a, m); }
+  static __m512i wide(V a) { return a; }
 };
 
 // Leaves 8a .. 8a + 7 of block k (their masks' word k of B): lane l = leaf 8a + l.
 template <int B>
 inline __m512i leaf_group(const uint64_t* leaves, int a, int k) {
+  static_assert(B <= 2, "wider row sets take leaf_numbers_by_planes");
   const uint64_t* at = leaves + size_t(8 * a) * B;
   if constexpr (B == 1) return _mm512_load_si512(at);
-  if constexpr (B == 2) {
-    const __m512i pick = _mm512_add_epi64(_mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), _mm512_set1_epi64(k));
-    return _mm512_permutex2var_epi64(_mm512_load_si512(at), pick, _mm512_load_si512(at + 8));
-  }
-  const __m512i pick = _mm512_add_epi64(_mm512_setr_epi64(0, 4, 8, 12, 0, 4, 8, 12), _mm512_set1_epi64(k));
-  const __m512i low = _mm512_permutex2var_epi64(_mm512_load_si512(at), pick, _mm512_load_si512(at + 8));
-  const __m512i high = _mm512_permutex2var_epi64(_mm512_load_si512(at + 16), pick, _mm512_load_si512(at + 24));
-  return _mm512_shuffle_i64x2(low, high, 0x44);
+  const __m512i pick = _mm512_add_epi64(_mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), _mm512_set1_epi64(k));
+  return _mm512_permutex2var_epi64(_mm512_load_si512(at), pick, _mm512_load_si512(at + 8));
 }
 
 // GF2P8AFFINEQB matrices: a byte with bit l set (leaf 8a + l) to 8a + l.
@@ -99,27 +98,54 @@ constexpr uint64_t kLeafNumberMatrices[8] = {leaf_number_matrix(0), leaf_number_
                                              leaf_number_matrix(3), leaf_number_matrix(4), leaf_number_matrix(5),
                                              leaf_number_matrix(6), leaf_number_matrix(7)};
 
-// numbers[k] byte r: the leaf row r of block k reaches, from the leaves' row masks.
+// numbers[k] byte r: the leaf row r of block k reaches, from the leaves' row
+// masks (B <= 2: a word or two per leaf).
 template <int B>
 inline void leaf_numbers(const uint64_t* leaves, int groups, size_t blocks, __m512i* numbers) {
   const __m512i identity = _mm512_set1_epi64(0x8040201008040201);
   for (size_t k = 0; k < blocks; ++k) numbers[k] = _mm512_setzero_si512();
   for (int a = 0; a < groups; ++a) {
-    __m512i group[8];  // group[k] lane l: leaf 8a + l's rows in block k
-    if constexpr (B == 8) {
-      __m512i by_leaf[8];
-      for (int l = 0; l < 8; ++l) by_leaf[l] = _mm512_load_si512(leaves + size_t(8 * a + l) * 8);
-      transpose_qwords(by_leaf, group);
-    } else {
-      for (size_t k = 0; k < blocks; ++k) group[k] = leaf_group<B>(leaves, a, int(k));
-    }
     const __m512i to_number = _mm512_set1_epi64(int64_t(kLeafNumberMatrices[a]));
     for (size_t k = 0; k < blocks; ++k) {
       // Byte r of lane r / 8: bit l set iff row r reaches leaf 8a + l (transpose_bits' first step).
-      const __m512i rows = _mm512_gf2p8affine_epi64_epi8(identity, transpose_bytes(group[k], true), 0);
+      const __m512i rows = _mm512_gf2p8affine_epi64_epi8(identity, transpose_bytes(leaf_group<B>(leaves, a, int(k)), true), 0);
       numbers[k] = _mm512_xor_si512(numbers[k], _mm512_gf2p8affine_epi64_epi8(rows, to_number, 0));
     }
   }
+}
+
+// The same for 4 or 8 blocks, whose row sets fill a register: bit b of a
+// row's leaf number is the XOR of the masks of the leaves with bit b set (a
+// row reaches one leaf), 6 planes for every block at once from XORs shared
+// by the group bits (3-5) and by the bits within a group (0-2); one
+// transpose then puts a block's planes in one register, and
+// GF2P8AFFINEQB's bit transpose each row's 6 bits in its byte. About 150
+// XORs per tree, against 8 transposes and affine pairs per block.
+template <int B>
+inline void leaf_numbers_by_planes(const typename RowSets<B>::V* leaves, int groups, size_t blocks,
+                                   __m512i* numbers) {
+  using S = RowSets<B>;
+  using V = typename S::V;
+  V group[8], within[8];  // group[a]: XOR of leaves 8a .. 8a + 7; within[l]: of leaves 8a + l
+  for (int l = 0; l < 8; ++l) group[l] = within[l] = S::none();
+  for (int a = 0; a < groups; ++a)
+    for (int l = 0; l < 8; ++l) {
+      const V x = leaves[8 * a + l];
+      group[a] = S::xor_(group[a], x);
+      within[l] = S::xor_(within[l], x);
+    }
+  const auto odd = [](const V* v, int s1, int s2, int s3, int s4) {
+    return S::wide(S::xor_(S::xor_(v[s1], v[s2]), S::xor_(v[s3], v[s4])));
+  };
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i planes[8] = {odd(within, 1, 3, 5, 7), odd(within, 2, 3, 6, 7), odd(within, 4, 5, 6, 7),
+                             odd(group, 1, 3, 5, 7),  odd(group, 2, 3, 6, 7),  odd(group, 4, 5, 6, 7),
+                             zero, zero};
+  __m512i by_block[8];  // lane b: plane b of block k
+  transpose_qwords(planes, by_block);
+  const __m512i identity = _mm512_set1_epi64(0x8040201008040201);
+  for (size_t k = 0; k < blocks; ++k)
+    numbers[k] = _mm512_gf2p8affine_epi64_epi8(identity, transpose_bytes(by_block[k], true), 0);
 }
 
 // A block's rows += their leaves' values: byte r of `leaf` (low 6 bits) is
@@ -174,7 +200,8 @@ inline void walk_alive(const BinnedForest& b, size_t ti, const uint64_t* masks, 
     }
   }
   __m512i numbers[B];
-  leaf_numbers<B>(reinterpret_cast<const uint64_t*>(rows + kBinnedLeaf), int(groups), blocks, numbers);
+  if constexpr (B >= 4) leaf_numbers_by_planes<B>(rows + kBinnedLeaf, int(groups), blocks, numbers);
+  else leaf_numbers<B>(reinterpret_cast<const uint64_t*>(rows + kBinnedLeaf), int(groups), blocks, numbers);
   for (size_t k = 0; k < blocks; ++k) add_leaf_values<F32>(b.leaf_planes[ti], numbers[k], columns[k]);
 }
 
