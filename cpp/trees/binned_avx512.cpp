@@ -372,14 +372,15 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
   const bool by_pairs = !b.split_pairs.empty() && 2 * b.split_pairs.size() <= n_splits;
   const size_t width = row_set_width(blocks);  // words per split in pair_masks and split_rows
   if (by_pairs) {
+    // Blocks inside: one rank broadcast per split for every block.
     const size_t np = b.split_pairs.size();
-    for (size_t k = 0; k < blocks; ++k) {
-      const uint8_t* columns = buf.bins.data() + k * block_bytes;
-      for (size_t p = 0; p < np; ++p) {
-        const uint32_t code = b.split_pairs[p];
-        buf.pair_masks[p * width + k] = _cvtmask64_u64(
-            _mm512_cmplt_epu8_mask(_mm512_set1_epi8(char(code & 255)), _mm512_load_si512(columns + 64 * size_t(code >> 8))));
-      }
+    for (size_t p = 0; p < np; ++p) {
+      const uint32_t code = b.split_pairs[p];
+      const __m512i rank = _mm512_set1_epi8(char(code & 255));
+      const uint8_t* column = buf.bins.data() + 64 * size_t(code >> 8);
+      for (size_t k = 0; k < blocks; ++k)
+        buf.pair_masks[p * width + k] =
+            _cvtmask64_u64(_mm512_cmplt_epu8_mask(rank, _mm512_load_si512(column + k * block_bytes)));
     }
   }
   // Trees without a bottom walk as row sets (binned_alive_avx512.hpp), from
