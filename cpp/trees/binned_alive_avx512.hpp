@@ -163,14 +163,17 @@ inline void add_leaf_values(const LeafPlanes& planes, __m512i leaf, double* colu
   }
 }
 
-// A tree's split masks over one column-major block, split s at out[s * B]
-// (compare_splits without the bottom, for walk_alive's layout).
-template <int B>
-inline void compare_tree_splits(const BinnedTree& tree, const BinnedTreeInfo& info, const uint8_t* columns,
-                                uint64_t* out) {
-  for (uint32_t s = 0; s < info.n_splits; ++s)
-    out[s * B] = _cvtmask64_u64(_mm512_cmplt_epu8_mask(_mm512_set1_epi8(char(tree.rank[s])),
-                                                        _mm512_load_si512(columns + 64 * size_t(tree.block_column[s]))));
+// A tree's split masks over the `blocks` column-major blocks of a visit
+// (block_bytes apart), split s of block k at out[s * width + k]: the
+// layout walk_alive reads (compare_splits without the bottom).
+inline void compare_tree_splits(const BinnedTree& tree, const BinnedTreeInfo& info, const uint8_t* blocks_bins,
+                                size_t block_bytes, size_t blocks, size_t width, uint64_t* out) {
+  for (uint32_t s = 0; s < info.n_splits; ++s) {
+    const __m512i rank = _mm512_set1_epi8(char(tree.rank[s]));
+    const uint8_t* column = blocks_bins + 64 * size_t(tree.block_column[s]);
+    for (size_t k = 0; k < blocks; ++k)
+      out[s * width + k] = _cvtmask64_u64(_mm512_cmplt_epu8_mask(rank, _mm512_load_si512(column + k * block_bytes)));
+  }
 }
 
 // Tree ti over the `blocks` (<= B) full blocks of a visit: masks + m * B

@@ -398,13 +398,7 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
         walk_alive_blocks<true>(b, ti, buf.pair_masks.data(), blocks, columns);
         continue;
       }
-      for (size_t k = 0; k < blocks; ++k) {
-        const uint8_t* block = buf.bins.data() + k * block_bytes;
-        if (width == 1) compare_tree_splits<1>(b.trees[ti], info, block, split_rows);
-        else if (width == 2) compare_tree_splits<2>(b.trees[ti], info, block, split_rows + k);
-        else if (width == 4) compare_tree_splits<4>(b.trees[ti], info, block, split_rows + k);
-        else compare_tree_splits<8>(b.trees[ti], info, block, split_rows + k);
-      }
+      compare_tree_splits(b.trees[ti], info, buf.bins.data(), block_bytes, blocks, width, split_rows);
       walk_alive_blocks<false>(b, ti, split_rows, blocks, columns);
       continue;
     }
