@@ -2,20 +2,22 @@
 // for one AVX-512 VBMI translation unit (binned_avx512.cpp).
 //
 // A node's rows are a 64-bit mask per block: its parent's rows that go its
-// way, one AND per split (parents first). The cost is one step per split
-// whatever the depth, on the integer ports. The leaves' masks then become
-// a leaf number per row: a bit transpose puts a row's leaves of a group of
-// 8 in one byte (at most one bit set: a row reaches one leaf), and
-// GF2P8AFFINEQB maps that byte to the number of the leaf it marks. Sums
-// are added in tree order, so they equal the other walks' bit for bit.
+// way, one AND per split (split ids run breadth first, so parents come
+// first), for every block of a visit at once. The cost is one step per
+// split whatever the depth, on the load, store and integer ports. The
+// leaves' masks then become a leaf number per row (leaf_numbers,
+// leaf_numbers_by_planes: a bit transpose and GF2P8AFFINEQB), whose value
+// byte planes are looked up (add_leaf_values). Sums are added in tree
+// order, so they equal the other walks' bit for bit.
 //
 // It replaced a walk that stepped the 64 rows of a block one level at a
-// time, a byte of node id each (7 byte permutes per step), until the
-// deepest path ended: 14-16 steps for LightGBM's 63-leaf trees, whose
-// leaves sit 9 splits deep on average. Pipeline heads (1,000 such trees),
-// Forest.predict on random rows: 64 rows 122 -> 70 us, 128 rows 206 -> 105,
-// 448 rows 665 -> 375; SurfaceScorer.score on the pipeline's requests (50
-// trees over 500 rows, then 950 over 128) 310 -> 189 us.
+// time, a byte of node id each (6 two-table byte permutes per step, 3 uops
+// each on Intel), until the deepest path ended: 14-16 steps for LightGBM's
+// 63-leaf trees, whose leaves sit 9 splits deep on average. Pipeline heads
+// (1,000 such trees), Forest.predict on random rows, medians: 64 rows
+// 122 -> 73 us, 128 rows 206 -> 98-104, 448 rows 665 -> 279-287, 1,024
+// rows 1,512 -> 597-612; SurfaceScorer.score on the pipeline's requests
+// (50 trees over 500 rows, then 950 over 128) 310 -> 175-195 us.
 #pragma once
 #include <immintrin.h>
 
@@ -186,7 +188,7 @@ inline void walk_alive(const BinnedForest& b, size_t ti, const uint64_t* masks, 
   using V = typename S::V;
   const BinnedTreeInfo& info = b.info[ti];
   const uint32_t n = info.n_splits, leaves = n + 1, groups = (leaves + 7) / 8;
-  alignas(64) V rows[2 * kBinnedLeaf];  // splits at their slots, leaves at kBinnedLeaf + j
+  alignas(64) V rows[2 * kBinnedLeaf];  // splits at their ids, leaves at kBinnedLeaf + j
   for (uint32_t j = leaves; j < 8 * groups; ++j) rows[kBinnedLeaf + j] = S::none();
   if (n == 0) {
     rows[kBinnedLeaf] = S::all();
