@@ -22,8 +22,9 @@ from engine.forest.compile import write_forest
 from engine.forest.reference import reference_predict
 
 LEVELS = _core.forest_levels()
-# Row counts around the kernels' lane groups (8, 16) and row blocks (32, 64).
-BATCHES = [1, 2, 3, 7, 8, 9, 15, 16, 31, 32, 33, 63, 64, 65, 100, 129, 1000]
+# Row counts around the kernels' lane groups (8, 16), row blocks (32, 64) and the padding
+# thresholds (a remainder of 20 rows alone, 8 after full blocks: binned_avx512.cpp).
+BATCHES = [1, 2, 3, 7, 8, 9, 15, 16, 19, 20, 31, 32, 33, 63, 64, 65, 71, 72, 100, 129, 1000]
 
 
 def load(tmp_path, *heads, name="forest.bin", **kwargs) -> engine.Forest:

@@ -344,7 +344,7 @@ struct BlockBuffers {  // per thread, reused across calls
   std::vector<double> padded_acc;
 };
 
-constexpr size_t kPadJoined = 24, kPadAlone = 48;  // remainders walked as a padded full block
+constexpr size_t kPadJoined = 8, kPadAlone = 20;  // remainders walked as a padded full block
 
 // Rows [0, blocks * kBlockRows) of X, in full blocks.
 void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blocks, size_t rows_after,
@@ -442,12 +442,13 @@ void accumulate_binned(const Forest& f, const float* X, size_t n, size_t stride,
   buf.columns.resize(kBlocksPerVisit * n_out * kBlockRows);
   buf.pair_masks.resize(kBlocksPerVisit * b.split_pairs.size());
   // A remainder is walked as a full block, padded, with the full blocks of
-  // the last visit (copied next to it): rows of a partial block cost 2.5-3x
-  // as much per row-tree (8 rows to a register), so from about a third of a
-  // block the whole block is cheaper; alone in its visit (no chains to
-  // overlap with) from about three quarters. In-process A/B, the pipeline
-  // heads (1,000 trees): 490 rows 822 -> 748 us, 472 rows 770 -> 748, 120
-  // rows 293 -> 210, 56 rows 198 -> 180; 24 rows alone 83 -> 137 (not padded).
+  // the last visit (copied next to it): a full block's row-set walk costs
+  // about as much as 12-16 rows walked 8 to a register, so from 8 rows the
+  // padded block is cheaper when it joins others (their row sets share the
+  // AND), from 20 alone. The pipeline heads (1,000 trees), random rows,
+  // medians, unpadded -> padded: 72 rows 119 -> 105-108 us, 76 rows 147 ->
+  // 102-108, 140 rows 182 -> 149-151, 150 rows 210 -> 148-156; alone, 16
+  // rows 69 -> 73-79 (not padded), 24 rows 97 -> 73-79.
   const size_t full = n / kBlockRows, m_left = n % kBlockRows;
   const bool pad = b.bottoms.empty() && m_left >= (full % kBlocksPerVisit ? kPadJoined : kPadAlone);
   const size_t direct = pad ? full - full % kBlocksPerVisit : full;  // blocks walked in place
