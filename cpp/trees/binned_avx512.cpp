@@ -13,7 +13,7 @@
 //     node = W[row][node] ? right[node] : left[node]   vpshufbitqmb, 2 vpermi2b
 //   and the leaf's value comes from 64 values held in registers.
 //
-// A tree's tables are fetched once per visit of up to 4 blocks, and neither
+// A tree's tables are fetched once per visit of up to 8 blocks, and neither
 // walk waits on the load chains that limit the general walk (walk.hpp).
 // Forests without a binned form take that general walk.
 #include <immintrin.h>
@@ -386,7 +386,7 @@ void walk_full_blocks(const Forest& f, const float* X, size_t stride, size_t blo
   // Trees without a bottom walk as row sets (binned_alive_avx512.hpp), from
   // the split masks of every block of the visit, [split][block]: the
   // distinct splits' or, per tree, its own.
-  SplitMasks masks[kBlocksPerVisit];
+  SplitMasks masks[kBlocksPerVisit] = {};  // deep trees: bits no split sets are read but never matter
   alignas(64) uint64_t split_rows[64 * kBlocksPerVisit];
   for (size_t ti = tb; ti < te; ++ti) {
     next.step();
