@@ -90,7 +90,7 @@ inline void walk_tree_rows(const BinnedForest& b, size_t t0, const uint8_t* bins
   for (int k = 0; k < K; ++k) {
     const BinnedTreeInfo& info = b.info[t0 + k];
     t[k] = load_tree(b.trees[t0 + k], F32);
-    outcomes_by_row<G>(b, t[k], b.chunk_masks.data() + info.chunk_mask_at, missing_left_splits(info), bins, w[k]);
+    outcomes_by_row<G>(b, t[k], b.chunk_masks.data() + info.chunk_mask_at, info.missing_left, bins, w[k]);
     for (int g = 0; g < G; ++g) node[k][g] = _mm512_set1_epi8(char(info.root));
     depth = std::max<uint32_t>(depth, info.depth);
   }
@@ -170,7 +170,7 @@ inline void walk_row_trees(const BinnedForest& b, size_t t0, const uint8_t* row,
     TreeRegisters t;
     t.column = _mm512_load_si512(tree.column);
     t.rank = _mm512_load_si512(tree.rank);
-    w[k] = outcomes(t, row, b.chunk_masks.data() + info.chunk_mask_at, b.n_chunks, missing_left_splits(info));
+    w[k] = outcomes(t, row, b.chunk_masks.data() + info.chunk_mask_at, b.n_chunks, info.missing_left);
     node[k] = info.root;
     depth = std::max<uint32_t>(depth, info.depth);
   }

@@ -14,8 +14,6 @@
 namespace engine::trees {
 namespace {  // internal linkage: the one translation unit keeps its own copy
 
-inline uint64_t missing_left_splits(const BinnedTreeInfo& info) { return info.missing_left; }
-
 struct TreeRegisters {
   __m512i column, rank, left0, left1, right0, right1;
   __m512d values[8];     // a tree that sums in double
