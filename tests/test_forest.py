@@ -76,6 +76,23 @@ def test_every_level_and_batch_equals_the_reference(tmp_path, kind):
             np.testing.assert_array_equal(got, want[:n], err_msg=f"{kind}, {level}, batch {n}")
 
 
+def test_tree_ranges_take_shared_or_own_split_masks_at_every_visit_width(tmp_path):
+    """Full blocks compare each distinct split of the forest once when the trees walked
+    share splits (the whole forest here), or each tree's own splits (two trees, as a first
+    phase walks); visits of 1, 2, 4 and 8 blocks hold a split's row masks in 1, 2, 4 or 8
+    words (cpp/trees/binned_alive_avx512.hpp). Every level equals the scalar walk."""
+    head = random_head(seed=7, categorical=False, zero_missing=False, max_depth=6, n_trees=120, few_thresholds=True)
+    forest = load(tmp_path, head)
+    assert forest._native.binned and forest._native.binned_shared_splits > 0
+    X = random_rows(2, 600, head.n_features)
+    for begin, end in ((0, 2), (5, 7), (0, 120)):
+        for n in (64, 128, 192, 256, 512, 600):
+            want = forest._native.predict_level("scalar", X[:n], True, begin, end)
+            for level in LEVELS:
+                np.testing.assert_array_equal(forest._native.predict_level(level, X[:n], True, begin, end), want,
+                                              err_msg=f"trees [{begin}, {end}), {level}, batch {n}")
+
+
 def test_binned_walk_splits_features_with_more_than_254_thresholds(tmp_path):
     """Bins are bytes and 255 marks a missing value: a feature with more thresholds ranks them in
     several bin columns of 254, still exact."""
