@@ -153,7 +153,8 @@ void bind_candidate_stage(py::module_& m) {
       .def("run", &PyCandidateStage::run, py::arg("user_vector"), py::arg("n_ann"), py::arg("conditions"),
            py::arg("nprobe"), py::arg("n_popular"), py::arg("n_new"), py::arg("recent"),
            "(rows int64, source code int8, retrieval score float32): the request's candidates, as "
-           "engine.ranking.ranker._candidates gives them. conditions: [(attribute, int64 values)].");
+           "tests/pipeline_support.py's candidates_step_by_step gives them. conditions: "
+           "[(attribute, int64 values)].");
 }
 
 }  // namespace engine::bind

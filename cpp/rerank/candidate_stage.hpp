@@ -3,9 +3,9 @@
 // and their merge (merge.hpp). Done as three Python-level calls with the
 // glue between them it cost ~25 us more per request than the native work.
 //
-// Results equal the step-by-step path (engine/ranking/ranker.py
-// _candidates) bit for bit: the same search, list_rows and merge in the same
-// order. Immutable after construction; any number of threads may call run().
+// Results equal the step-by-step path (tests/pipeline_support.py
+// candidates_step_by_step) bit for bit: the same search, list_rows and merge
+// in the same order. Immutable after construction; any number of threads may call run().
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -61,8 +61,6 @@ class CandidateStage {
                  size_t n_items);
 
   Merged run(const CandidateRequest& request) const;
-
-  const std::vector<Attribute>& attributes() const { return attributes_; }
 
  private:
   std::vector<int64_t> list(const SourceLists& lists, const std::vector<Filter>& filters, size_t n) const;
