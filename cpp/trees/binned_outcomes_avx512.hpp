@@ -117,13 +117,6 @@ inline void transpose_bits(const uint64_t* in, __m512i* out) {
   for (int b = 0; b < 8; ++b) out[b] = transpose_bytes(s[b], false);
 }
 
-// out[a] lane j byte k = planes[k] byte 8a + j: 64 values' bytes, looked up
-// as byte planes, put back together as words.
-inline void byte_words(const __m512i* planes, __m512i* out) {
-  transpose_qwords(planes, out);
-  for (int a = 0; a < 8; ++a) out[a] = transpose_bytes(out[a], false);
-}
-
 // Rows [8g, 8g + 8) of an output's block column (sums_to_columns) += v, in
 // the head's precision (XGBoost's float sums are held as floats).
 inline void add_leaves(__m512d v, double* column, int g) {
