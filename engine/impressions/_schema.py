@@ -244,24 +244,37 @@ def _crc_offsets(crc: int, offsets: np.ndarray) -> tuple[int, int, int]:
     return zlib.crc32((offsets - lo).astype(np.int64), crc), lo, hi
 
 
+# Buffers are read through numpy views, never pyarrow's to_numpy(), which
+# imports pandas on first use: 130-175 ms holding the GIL in the writer
+# thread on its first batch, a stall of every request thread.
+def _own_offsets(array: pa.Array) -> np.ndarray:
+    """The int32 offsets of a list, map or string array, as sliced."""
+    return np.frombuffer(array.buffers()[1], np.int32, len(array) + 1, 4 * array.offset)
+
+
+def _valid_bytes(array: pa.Array) -> np.ndarray:
+    """One byte (0 or 1) per value: 1 where it is not null."""
+    bitmap = np.frombuffer(array.buffers()[0], np.uint8)
+    return np.unpackbits(bitmap, bitorder="little")[array.offset:array.offset + len(array)]
+
+
 def _crc_array(crc: int, array: pa.Array) -> int:
     crc = zlib.crc32(len(array).to_bytes(8, "little"), crc)
     if not len(array):
         return crc
     if array.null_count:
-        crc = zlib.crc32(array.is_valid().to_numpy(zero_copy_only=False), crc)
+        crc = zlib.crc32(_valid_bytes(array), crc)
     kind = array.type
     if pa.types.is_map(kind):
-        crc, lo, hi = _crc_offsets(crc, array.offsets.to_numpy())
+        crc, lo, hi = _crc_offsets(crc, _own_offsets(array))
         crc = _crc_array(crc, array.keys.slice(lo, hi - lo))
         return _crc_array(crc, array.items.slice(lo, hi - lo))
     if pa.types.is_list(kind):
-        crc, lo, hi = _crc_offsets(crc, array.offsets.to_numpy())
+        crc, lo, hi = _crc_offsets(crc, _own_offsets(array))
         return _crc_array(crc, array.values.slice(lo, hi - lo))
     buffers = array.buffers()
     if pa.types.is_string(kind):
-        offsets = np.frombuffer(buffers[1], np.int32, len(array) + 1, 4 * array.offset)
-        crc, lo, hi = _crc_offsets(crc, offsets)
+        crc, lo, hi = _crc_offsets(crc, _own_offsets(array))
         return zlib.crc32(memoryview(buffers[2])[lo:hi], crc) if hi > lo else crc
     width = kind.bit_width // 8  # fixed-width numbers and timestamps
     return zlib.crc32(memoryview(buffers[1])[width * array.offset:width * (array.offset + len(array))], crc)
