@@ -168,7 +168,8 @@ def filter_values(key: str, value: Any, kind: str) -> np.ndarray:
     pass thousands of merchant ids)."""
     # One Python scalar of the attribute's kind (a request's store or stock
     # filter): one small array, without the general path's conversions and checks.
-    if type(value) is bool if kind == "bool" else type(value) is int and -(2**63) <= value < 2**63:
+    plain = type(value) is bool if kind == "bool" else (type(value) is int and -(2**63) <= value < 2**63)
+    if plain:
         return np.array([value], dtype=np.int64)
     where = f"filter[{key!r}]"
     if isinstance(value, (set, frozenset)):

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine import _core
 from engine.bundle import build_bundle
 from engine.datasets import make_world
 from engine.impressions import ImpressionLogger, read_impressions
 from engine.quickstart import spec as world_spec
 from engine.quickstart.run import serve
 from engine.quickstart.train import train_heads, training_rows
-from engine import _core
 from engine.ranking import Ranker
 from engine.ranking.ranker import SOURCE_ANN, SOURCE_NEW, SOURCE_POPULAR
 
